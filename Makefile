@@ -1,0 +1,36 @@
+# The README's two commands: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO_OUT ?= runs/demo
+
+.PHONY: install demo test test-fast bench-cpu bench-gpu clean
+
+# torch is pinned in the same pip command as everything else (constraints.txt says
+# torch==2.13.0+cpu, a wheel on disk here); otherwise pip would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c constraints.txt "torch==2.13.0" -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/neobabel generate --prompts examples/demo_prompts.csv -n 2 --batch-size 4 --out $(DEMO_OUT)
+	@echo "demo images: $(DEMO_OUT)/images   manifest: $(DEMO_OUT)/generations.parquet"
+
+test: install
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+test-fast: install
+	$(BIN)/python -m pytest -q -x -m "not slow"
+
+bench-cpu: install
+	$(BIN)/python benchmarks/bench_pipeline_cpu.py
+
+bench-gpu: install
+	$(BIN)/python benchmarks/bench_sd15_gpu.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

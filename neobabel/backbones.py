@@ -1,0 +1,189 @@
+"""Diffusion backbones: loading diffusers components, family detection, attention backend.
+
+A *backbone* is the denoiser + autoencoder + scheduler of a diffusers text-to-image
+pipeline. In tower mode it is assembled without its text encoders (the tower conditions it);
+in native mode the whole diffusers pipeline runs as published (the English-only baseline).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import types
+from pathlib import Path
+
+import torch
+
+from neobabel.errors import InputError
+
+FAMILIES = ("sd", "sdxl")
+ATTENTION_BACKENDS = ("sdpa", "xformers")
+
+SCHEDULERS = {
+    "ddim": "DDIMScheduler",
+    "dpm++": "DPMSolverMultistepScheduler",
+    "euler": "EulerDiscreteScheduler",
+    "euler_a": "EulerAncestralDiscreteScheduler",
+    "pndm": "PNDMScheduler",
+    "ddpm": "DDPMScheduler",
+    "unipc": "UniPCMultistepScheduler",
+}
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path} is missing; the model folder is incomplete") from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path} is not valid JSON ({e.msg}, line {e.lineno}); re-save the model") from None
+
+
+def component_class(config: dict):
+    """Resolve a component's `_class_name` in diffusers, or in neobabel's own components."""
+    name = config.get("_class_name")
+    if not name:
+        raise InputError("component config has no _class_name; is this a diffusers folder?")
+    import diffusers
+
+    if hasattr(diffusers, name):
+        return getattr(diffusers, name)
+    from neobabel import components
+
+    if hasattr(components, name):
+        return getattr(components, name)
+    raise InputError(f"unknown component class {name!r}: not in diffusers {diffusers.__version__} "
+                     "nor in neobabel.components")
+
+
+def load_component(folder: Path, dtype: torch.dtype | None = None):
+    for cfg_name in ("config.json", "scheduler_config.json"):
+        if (folder / cfg_name).is_file():
+            cls = component_class(_read_json(folder / cfg_name))
+            if cfg_name == "scheduler_config.json":
+                return cls.from_pretrained(folder)
+            kw = {"dtype": dtype} if dtype is not None else {}
+            return cls.from_pretrained(folder, **kw)
+    raise InputError(f"{folder} has no config.json or scheduler_config.json")
+
+
+def detect_family(unet_config: dict) -> str:
+    # SDXL-family UNets take pooled text + size/crop ids through the "text_time" embedding.
+    return "sdxl" if unet_config.get("addition_embed_type") == "text_time" else "sd"
+
+
+def assemble(family: str, unet, vae, scheduler):
+    """A diffusers pipeline around a backbone with no text encoders: embeds come from a tower."""
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    if family == "sd":
+        return StableDiffusionPipeline(
+            vae=vae, text_encoder=None, tokenizer=None, unet=unet, scheduler=scheduler,
+            safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        )
+    if family == "sdxl":
+        return StableDiffusionXLPipeline(
+            vae=vae, text_encoder=None, text_encoder_2=None, tokenizer=None, tokenizer_2=None,
+            unet=unet, scheduler=scheduler, force_zeros_for_empty_prompt=False,
+        )
+    raise InputError(f"unknown backbone family {family!r}; use one of {FAMILIES}")
+
+
+def load_backbone(folder: str | Path, dtype: torch.dtype | None = None, family: str | None = None):
+    """Load unet/vae/scheduler subfolders of a diffusers or BabelPipeline folder."""
+    folder = Path(folder)
+    unet = load_component(folder / "unet", dtype)
+    vae = load_component(folder / "vae", dtype)
+    scheduler = load_component(folder / "scheduler")
+    family = family or detect_family(dict(unet.config))
+    return assemble(family, unet, vae, scheduler), family
+
+
+def set_scheduler(pipe, name: str | None) -> str:
+    """Swap the pipeline's scheduler by short name (keeping its config); return the class name."""
+    if name is None or name == "default":
+        return type(pipe.scheduler).__name__
+    if name not in SCHEDULERS:
+        raise InputError(f"unknown scheduler {name!r}; use one of: {', '.join(SCHEDULERS)}")
+    import diffusers
+
+    cls = getattr(diffusers, SCHEDULERS[name])
+    if not isinstance(pipe.scheduler, cls):
+        pipe.scheduler = cls.from_config(pipe.scheduler.config)
+    return cls.__name__
+
+
+def xformers_available() -> bool:
+    return importlib.util.find_spec("xformers") is not None
+
+
+def set_attention_backend(pipe, backend: str, device: str | torch.device) -> str:
+    """Apply the attention backend; return what is in use (recorded in run.json)."""
+    if backend not in ATTENTION_BACKENDS:
+        raise InputError(f"unknown attention backend {backend!r}; use one of {ATTENTION_BACKENDS}")
+    if backend == "xformers":
+        if torch.device(device).type != "cuda":
+            raise InputError("attention 'xformers' needs a CUDA device (--device cuda); "
+                             "use --attention sdpa on CPU")
+        if not xformers_available():
+            raise InputError("attention 'xformers' needs the [gpu] extra: pip install 'neobabel[gpu]'; "
+                             "or use --attention sdpa")
+        pipe.enable_xformers_memory_efficient_attention()
+        return "xformers"
+    # diffusers defaults to AttnProcessor2_0 (torch SDPA) when torch provides it; undo any
+    # xformers processors a previous call may have set.
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    for name in ("unet", "vae"):
+        module = getattr(pipe, name, None)
+        if module is not None and hasattr(module, "attn_processors") and module.attn_processors:
+            if any(type(p).__name__.startswith("XFormers") for p in module.attn_processors.values()):
+                module.set_attn_processor(AttnProcessor2_0())
+    return "sdpa"
+
+
+
+def set_batch_invariance(pipe, enabled: bool) -> bool:
+    """Make every image independent of its batch: the denoiser and VAE see one sample a call.
+
+    Batched float kernels (oneDNN/cuBLAS) pick different blockings by batch size, so a
+    sample's result changes in the last bits with its batch (seen here: ~1e-6, enough to flip
+    a few PNG pixels). Calling the UNet per sample and decoding per sample (diffusers' VAE
+    slicing) removes that; the cost is measured in benchmarks/RESULTS.md.
+    """
+    unet = getattr(pipe, "unet", None)
+    if unet is not None:
+        if enabled and not hasattr(unet, "_neobabel_batched_forward"):
+            unet._neobabel_batched_forward = unet.forward
+            unet.forward = types.MethodType(_per_sample_forward, unet)
+        elif not enabled and hasattr(unet, "_neobabel_batched_forward"):
+            unet.forward = unet._neobabel_batched_forward
+            del unet._neobabel_batched_forward
+    vae = getattr(pipe, "vae", None)
+    if vae is not None and hasattr(vae, "enable_slicing"):
+        vae.enable_slicing() if enabled else vae.disable_slicing()
+    return enabled
+
+
+def _slice_batch(value, i: int, n: int):
+    if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == n:
+        return value[i : i + 1]
+    if isinstance(value, dict):
+        return {k: _slice_batch(v, i, n) for k, v in value.items()}
+    return value
+
+
+def _per_sample_forward(self, sample, timestep, encoder_hidden_states, *args, **kwargs):
+    forward = self._neobabel_batched_forward
+    n = sample.shape[0]
+    if n == 1:
+        return forward(sample, timestep, encoder_hidden_states, *args, **kwargs)
+    outs = [
+        forward(sample[i : i + 1], _slice_batch(timestep, i, n), _slice_batch(encoder_hidden_states, i, n),
+                *args, **{k: _slice_batch(v, i, n) for k, v in kwargs.items()})
+        for i in range(n)
+    ]
+    if isinstance(outs[0], tuple):
+        return (torch.cat([o[0] for o in outs]),)
+    return type(outs[0])(sample=torch.cat([o.sample for o in outs]))

@@ -1,0 +1,195 @@
+"""The `neobabel` command line: languages, models, generate.
+
+Exit codes: 0 success, 2 bad input (one line naming the bad value and the fix; nothing
+written), 1 runtime failure, 130 interrupted (the run directory resumes on rerun).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from neobabel.errors import InputError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Multilingual text-to-image generation on a tower + diffusers backbone.")
+console = Console()
+err_console = Console(stderr=True)
+
+UNTRAINED_NOTICE = ("note: model 'tiny-random' has UNTRAINED random weights (an offline fixture); its images "
+                    "are noise. Use --model with a trained model folder or preset.")
+
+
+def default_model() -> str:
+    from neobabel.registry import world_weights_path
+
+    return "world" if world_weights_path().is_dir() else "tiny-random"
+
+
+@app.command()
+def languages(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False):
+    """List the supported languages."""
+    from neobabel.languages import LANGUAGES
+
+    if as_json:
+        print(json.dumps([vars(lang) for lang in LANGUAGES.values()], ensure_ascii=False, indent=1))
+        return
+    table = Table("code", "name", "native", "script", "direction", "grammatical gender")
+    for lang in LANGUAGES.values():
+        table.add_row(lang.code, lang.name, lang.native, lang.script, lang.direction,
+                      "yes" if lang.grammatical_gender else "no")
+    console.print(table)
+
+
+@app.command()
+def models(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False):
+    """List model presets and whether their weights are available locally."""
+    from neobabel.registry import is_available, list_presets
+
+    rows = []
+    for name, preset in sorted(list_presets().items()):
+        ok, detail = is_available(preset)
+        rows.append({"name": name, "mode": preset.mode, "family": preset.family,
+                     "backbone": preset.backbone.describe(), "available": ok, "detail": detail,
+                     "description": preset.description})
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    table = Table("name", "mode", "family", "backbone", "available", "description")
+    for r in rows:
+        table.add_row(r["name"], r["mode"], r["family"], r["backbone"],
+                      "[green]yes[/]" if r["available"] else f"[red]no[/] ({r['detail']})", r["description"])
+    console.print(table)
+    console.print(f"default model: {default_model()}")
+
+
+def _default_out(model: str, prompts: list, lang: str, n: int, seed: int, params: dict) -> Path:
+    blob = json.dumps([model, prompts, lang, n, seed, params], sort_keys=True, ensure_ascii=False)
+    slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in Path(model).name)[:40]
+    return Path("runs") / f"{slug}-{hashlib.sha256(blob.encode()).hexdigest()[:8]}"
+
+
+@app.command()
+def generate(
+    prompt: Annotated[Optional[str], typer.Argument(help="the prompt (or use --prompts FILE)")] = None,
+    prompts_file: Annotated[Optional[Path], typer.Option("--prompts", help=".txt, .csv or .jsonl")] = None,
+    lang: Annotated[str, typer.Option("--lang", "-l", help="language code or name of the prompt(s)")] = "en",
+    n: Annotated[int, typer.Option("-n", help="images per prompt (seeds SEED .. SEED+n-1)")] = 1,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    steps: Annotated[Optional[int], typer.Option("--steps")] = None,
+    guidance: Annotated[Optional[float], typer.Option("--guidance")] = None,
+    size: Annotated[Optional[str], typer.Option("--size", help="WIDTHxHEIGHT")] = None,
+    scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="ddim, dpm++, euler, euler_a, pndm, ddpm, unipc")] = None,
+    negative_prompt: Annotated[Optional[str], typer.Option("--negative-prompt")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b")] = 1,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="preset name or model folder")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="run directory")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="regenerate images already there")] = False,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto")] = "cpu",
+    attention: Annotated[str, typer.Option("--attention", help="sdpa or xformers")] = "sdpa",
+    download: Annotated[bool, typer.Option("--download", help="allow downloading missing preset weights")] = False,
+    fast_batching: Annotated[bool, typer.Option("--fast-batching", help="batch the denoiser (faster; images then depend on batch size in the last bits)")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+):
+    """Generate images into a run directory (rerun the same command to resume)."""
+    from neobabel.languages import normalize_lang
+    from neobabel.pipeline import BabelPipeline, parse_size
+    from neobabel.promptfile import read_prompt_file
+    from neobabel.runs import RunDir, WorkUnit, generate_into_run
+
+    # Validate everything cheap before loading a model, so bad input costs nothing.
+    if (prompt is None) == (prompts_file is None):
+        raise InputError("give either a PROMPT argument or --prompts FILE (not both, not neither)")
+    if n < 1:
+        raise InputError(f"-n must be at least 1, got {n}")
+    lang = normalize_lang(lang)
+    if prompt is not None:
+        if not prompt.strip():
+            raise InputError("the prompt is empty; give some text, e.g. neobabel generate \"a photo of a cat\"")
+        rows = [("p00000", prompt.strip(), lang)]
+        source = {"source": "argument"}
+    else:
+        file_rows = read_prompt_file(prompts_file)
+        rows = [(r.id, r.text, r.lang or lang) for r in file_rows]
+        source = {"source": str(prompts_file),
+                  "sha256": hashlib.sha256(Path(prompts_file).read_bytes()).hexdigest()}
+    width = height = None
+    if size is not None:
+        width, height = parse_size(size)
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = model or default_model()
+    pipe = BabelPipeline.from_pretrained(model, device=device, attention=attention, allow_download=download)
+    pipe.batch_invariant = not fast_batching
+    from neobabel.backbones import set_batch_invariance
+
+    set_batch_invariance(pipe.pipe, pipe.batch_invariant)
+    params = pipe.resolve_params(steps, guidance, width, height, scheduler, negative_prompt)
+    if model == "tiny-random":
+        print(UNTRAINED_NOTICE, file=sys.stderr)
+    out = out or _default_out(model, rows, lang, n, seed, params.as_dict())
+    run = RunDir(out)
+    units = [WorkUnit(pid, text, lg, seed + i) for pid, text, lg in rows for i in range(n)]
+    spec = {"command": "generate", "prompts": {**source, "count": len(rows)},
+            "langs": sorted({r[2] for r in rows}), "images_per_prompt": n, "base_seed": seed,
+            "batch_size": batch_size}
+    report = generate_into_run(pipe, units, run, params, batch_size=batch_size, overwrite=overwrite,
+                               progress=progress, spec=spec)
+    speed = f", {report.images_per_second:.2f} images/s" if report.generated else ""
+    console.print(f"{report.generated} generated, {report.already_done + report.recovered} already there "
+                  f"({report.total} images){speed}")
+    console.print(f"run directory: {run.path}  (images in {run.images}, manifest {run.manifest_path.name})")
+
+
+def _on_sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
+def run_cli(typer_app: typer.Typer, prog: str) -> None:
+    """Run a Typer app with the project's exit-code contract (shared by both CLIs)."""
+    import click
+
+    # Library chatter (e.g. "CLIPImageProcessor requires torchvision") is not for CLI users.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        rv = typer_app(standalone_mode=False, prog_name=prog)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:  # usage errors: click's own message, exit 2
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; rerun the same command to resume", file=sys.stderr)
+        sys.exit(130)
+    except InputError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as e:  # runtime failure: one line unless debugging
+        if os.environ.get("NEOBABEL_DEBUG"):
+            raise
+        print(f"{prog}: failed: {type(e).__name__}: {e} (set NEOBABEL_DEBUG=1 for a traceback)",
+              file=sys.stderr)
+        sys.exit(1)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def main() -> None:
+    run_cli(app, "neobabel")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,320 @@
+"""BabelPipeline: prompts + languages + seeds -> images, through a diffusers backbone.
+
+Two modes share one entry point, `generate`:
+- tower:  a MultilingualTower encodes prompt and negative prompt; the backbone's diffusers
+          pipeline runs on `prompt_embeds` (+ pooled embeds for SDXL). The diffusers pitfall
+          is avoided: the unconditional branch is the tower's encoding of the negative
+          prompt, never the pipeline's own CLIP (it has none).
+- native: any diffusers text-to-image pipeline with its own text encoder (the English-only
+          baseline), called with the prompt text.
+Each image gets its own CPU `torch.Generator` seeded with its seed, so an image depends only
+on (model, text, lang, seed, params), never on batch size or position.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from neobabel import __version__
+from neobabel.backbones import (
+    assemble, detect_family, load_backbone, set_attention_backend, set_batch_invariance,
+    set_scheduler,
+)
+from neobabel.errors import InputError
+from neobabel.languages import normalize_lang
+from neobabel.registry import (
+    GenerationDefaults, folder_fingerprint, get_preset, preset_revision, quiet_transformers,
+    resolve_ref,
+)
+from neobabel.tower import MultilingualTower
+
+PIPELINE_CONFIG = "babel_pipeline.json"
+FORMAT = "neobabel.BabelPipeline"
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    steps: int
+    guidance: float
+    width: int
+    height: int
+    scheduler: str | None = None
+    negative_prompt: str = ""
+
+    def __post_init__(self):
+        if self.steps < 1:
+            raise InputError(f"--steps must be at least 1, got {self.steps}")
+        for name in ("width", "height"):
+            v = getattr(self, name)
+            if v < 8 or v % 8:
+                raise InputError(f"image {name} must be a positive multiple of 8, got {v} (e.g. --size 512x512)")
+        if not math.isfinite(self.guidance) or self.guidance < 0:
+            raise InputError(f"--guidance must be a finite number >= 0, got {self.guidance}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def parse_size(value: str) -> tuple[int, int]:
+    """'512x512' or '512' -> (width, height)."""
+    try:
+        parts = [int(p) for p in str(value).lower().replace("×", "x").split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2:
+        raise InputError(f"--size {value!r} is not WIDTHxHEIGHT; use e.g. --size 512x512")
+    return parts[0], parts[1]
+
+
+def _default_dtype(device: torch.device) -> torch.dtype:
+    return torch.float16 if device.type == "cuda" else torch.float32
+
+
+class BabelPipeline:
+    def __init__(self, pipe, tower: MultilingualTower | None = None, *, family: str = "sd",
+                 name: str = "model", revision: str = "", defaults: GenerationDefaults | None = None,
+                 attention: str = "sdpa", device: str | torch.device = "cpu",
+                 batch_invariant: bool = True):
+        self.pipe = pipe
+        self.tower = tower
+        self.family = family
+        self.name = name
+        self.revision = revision
+        self.defaults = defaults or GenerationDefaults()
+        self.device = torch.device(device)
+        self.pipe.set_progress_bar_config(disable=True)
+        self.attention = set_attention_backend(self.pipe, attention, self.device)
+        self.batch_invariant = set_batch_invariance(self.pipe, batch_invariant)
+
+    # -- identity ---------------------------------------------------------------------
+    @property
+    def mode(self) -> str:
+        return "tower" if self.tower is not None else "native"
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.pipe.unet.dtype if getattr(self.pipe, "unet", None) is not None else torch.float32
+
+    def identity(self) -> dict:
+        return {"model": self.name, "revision": self.revision, "mode": self.mode, "family": self.family,
+                "pipeline_class": type(self.pipe).__name__}
+
+    # -- construction -----------------------------------------------------------------
+    @classmethod
+    def from_components(cls, backbone: str | Path, tower: MultilingualTower | None = None,
+                        family: str | None = None, name: str = "model", **kw) -> BabelPipeline:
+        """Tower mode over a diffusers folder's unet/vae/scheduler (its text encoders unused)."""
+        pipe, family = load_backbone(backbone, family=family)
+        return cls(pipe, tower, family=family, name=name, **kw)
+
+    @classmethod
+    def from_pretrained(cls, source: str | Path, *, device: str = "cpu", dtype: torch.dtype | None = None,
+                        attention: str = "sdpa", allow_download: bool = False) -> BabelPipeline:
+        """Load a saved BabelPipeline folder, a diffusers pipeline folder, or a preset name."""
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise InputError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
+        dtype = dtype or _default_dtype(dev)
+        path = Path(str(source)).expanduser()
+        if path.is_dir():
+            pipe = cls._from_folder(path, dtype, attention, dev)
+        elif path.suffix or "/" in str(source) or str(source).startswith("."):
+            raise InputError(f"model path {str(source)!r} does not exist; pass a folder or a preset "
+                             "name (`neobabel models` lists presets)")
+        else:
+            pipe = cls._from_preset(str(source), dtype, attention, dev, allow_download)
+        return pipe.to(dev)
+
+    @classmethod
+    def _from_folder(cls, path: Path, dtype, attention, device, name: str | None = None,
+                     revision: str | None = None, defaults: GenerationDefaults | None = None):
+        name = name or path.name
+        revision = revision or folder_fingerprint(path)
+        if (path / PIPELINE_CONFIG).is_file():
+            cfg = _read_pipeline_config(path)
+            defaults = defaults or GenerationDefaults(**cfg.get("defaults", {}))
+            name = cfg.get("name", name)
+            if cfg["mode"] == "native":
+                pipe, family = _load_native(path, dtype)
+                return cls(pipe, None, family=family, name=name, revision=revision, defaults=defaults,
+                           attention=attention, device=device)
+            pipe, family = load_backbone(path, dtype=dtype, family=cfg.get("family"))
+            tower = MultilingualTower.from_pretrained(path / "tower", dtype=dtype)
+            return cls(pipe, tower, family=family, name=name, revision=revision, defaults=defaults,
+                       attention=attention, device=device)
+        if (path / "model_index.json").is_file():
+            pipe, family = _load_native(path, dtype)
+            return cls(pipe, None, family=family, name=name, revision=revision,
+                       defaults=defaults or GenerationDefaults(), attention=attention, device=device)
+        raise InputError(f"{path} is neither a BabelPipeline folder ({PIPELINE_CONFIG}) nor a diffusers "
+                         "pipeline folder (model_index.json)")
+
+    @classmethod
+    def _from_preset(cls, name: str, dtype, attention, device, allow_download: bool):
+        preset = get_preset(name)
+        backbone = resolve_ref(preset.backbone, "backbone", name, allow_download)
+        revision = preset_revision(preset)
+        if preset.backbone.builtin:
+            return cls._from_folder(backbone, dtype, attention, device, name=name,
+                                    revision=folder_fingerprint(backbone), defaults=preset.defaults)
+        if preset.mode == "native":
+            pipe, family = _load_native(backbone, dtype)
+            return cls(pipe, None, family=family, name=name, revision=revision, defaults=preset.defaults,
+                       attention=attention, device=device)
+        adapter = resolve_ref(preset.tower.adapter, "tower adapter", name, allow_download)
+        if preset.tower.encoder:  # make sure the pinned encoder is there before loading
+            resolve_ref(preset.tower.encoder, "tower encoder", name, allow_download)
+        pipe, family = load_backbone(backbone, dtype=dtype, family=preset.family)
+        tower = MultilingualTower.from_pretrained(adapter, dtype=dtype)
+        return cls(pipe, tower, family=family, name=name, revision=revision, defaults=preset.defaults,
+                   attention=attention, device=device)
+
+    def save_pretrained(self, path: str | Path, dtype: torch.dtype | None = None) -> None:
+        """A folder that `from_pretrained` (and `--model PATH`) loads: config + components."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        if self.mode == "native":
+            self.pipe.save_pretrained(path)
+        else:
+            for comp in ("unet", "vae"):
+                module = getattr(self.pipe, comp)
+                state = None
+                if dtype is not None:  # convert a copy; .to() would change the live model
+                    state = {k: v.to(dtype) for k, v in module.state_dict().items()}
+                module.save_pretrained(path / comp, state_dict=state)
+            self.pipe.scheduler.save_pretrained(path / "scheduler")
+            self.tower.save_pretrained(path / "tower", dtype=dtype)
+        cfg = {"format": FORMAT, "format_version": 1, "name": self.name, "mode": self.mode,
+               "family": self.family, "defaults": self.defaults.model_dump(),
+               "neobabel_version": __version__}
+        (path / PIPELINE_CONFIG).write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
+
+    def to(self, device: str | torch.device) -> BabelPipeline:
+        self.device = torch.device(device)
+        self.pipe.to(self.device)
+        if self.tower is not None:
+            self.tower.to(self.device)
+        return self
+
+    # -- generation -------------------------------------------------------------------
+    def resolve_params(self, steps: int | None = None, guidance: float | None = None,
+                       width: int | None = None, height: int | None = None,
+                       scheduler: str | None = None, negative_prompt: str | None = None) -> GenerationParams:
+        d = self.defaults
+        return GenerationParams(
+            steps=steps if steps is not None else d.steps,
+            guidance=guidance if guidance is not None else d.guidance,
+            width=width if width is not None else d.width,
+            height=height if height is not None else d.height,
+            scheduler=scheduler if scheduler is not None else d.scheduler,
+            negative_prompt=negative_prompt if negative_prompt is not None else d.negative_prompt,
+        )
+
+    @torch.no_grad()
+    def generate(self, prompts: Sequence[str], langs: Sequence[str] | str | None = None,
+                 seeds: Sequence[int] | int = 0, params: GenerationParams | None = None, *,
+                 batch_size: int = 1, on_batch: Callable[[int], None] | None = None, **overrides):
+        """Generate one image per prompt; returns a list of PIL images in input order.
+
+        `langs` (one code for all or one per prompt) is validated and recorded by callers; the
+        tower reads the text itself. `seeds` is one int per prompt, or a base seed s giving
+        s, s+1, ... . Keyword overrides (steps, guidance, width, height, scheduler,
+        negative_prompt) apply on top of the model's defaults.
+        """
+        prompts = list(prompts)
+        n = len(prompts)
+        if isinstance(langs, str) or langs is None:
+            langs = [langs or "en"] * n
+        if len(langs) != n:
+            raise InputError(f"got {len(langs)} languages for {n} prompts; give one per prompt or one for all")
+        for lang in set(langs):
+            normalize_lang(lang)
+        seeds = [seeds + i for i in range(n)] if isinstance(seeds, int) else [int(s) for s in seeds]
+        if len(seeds) != n:
+            raise InputError(f"got {len(seeds)} seeds for {n} prompts")
+        if batch_size < 1:
+            raise InputError(f"--batch-size must be at least 1, got {batch_size}")
+        params = params or self.resolve_params(**overrides)
+        set_scheduler(self.pipe, params.scheduler)
+        images = []
+        for start in range(0, n, batch_size):
+            chunk = slice(start, start + batch_size)
+            images += self._generate_batch(prompts[chunk], seeds[chunk], params)
+            if on_batch is not None:
+                on_batch(len(prompts[chunk]))
+        return images
+
+    def _generate_batch(self, texts: list[str], seeds: list[int], params: GenerationParams):
+        # CPU generators on every device: the same seed gives the same initial noise anywhere.
+        generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+        kwargs = dict(num_inference_steps=params.steps, guidance_scale=params.guidance,
+                      width=params.width, height=params.height, generator=generators,
+                      output_type="pil")
+        if self.tower is not None:
+            embeds, pooled = self._encode(texts)
+            neg, neg_pooled = self._encode([params.negative_prompt] * len(texts))
+            dtype = self.dtype
+            kwargs.update(prompt_embeds=embeds.to(dtype), negative_prompt_embeds=neg.to(dtype))
+            if self.family == "sdxl":
+                if pooled is None:
+                    raise InputError("an SDXL backbone needs a tower with pooled_dim > 0")
+                kwargs.update(pooled_prompt_embeds=pooled.to(dtype),
+                              negative_pooled_prompt_embeds=neg_pooled.to(dtype))
+        else:
+            kwargs.update(prompt=list(texts))
+            if params.negative_prompt:
+                kwargs.update(negative_prompt=[params.negative_prompt] * len(texts))
+            accepted = inspect.signature(self.pipe.__call__).parameters
+            kwargs = {k: v for k, v in kwargs.items() if k in accepted}
+        return list(self.pipe(**kwargs).images)
+
+    def _encode(self, texts: list[str]):
+        if not self.batch_invariant or len(texts) == 1:
+            return self.tower.encode(texts)
+        parts = [self.tower.encode([t]) for t in texts]
+        return torch.cat([p[0] for p in parts]), _cat([p[1] for p in parts])
+
+
+def _cat(parts):
+    return None if parts[0] is None else torch.cat(parts)
+
+
+def _read_pipeline_config(path: Path) -> dict:
+    try:
+        cfg = json.loads((path / PIPELINE_CONFIG).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path / PIPELINE_CONFIG} is not valid JSON ({e.msg}); re-save the model") from None
+    if cfg.get("format") != FORMAT or cfg.get("mode") not in ("tower", "native"):
+        raise InputError(f"{path / PIPELINE_CONFIG} is not a BabelPipeline config (format/mode missing)")
+    return cfg
+
+
+def _load_native(path: Path, dtype: torch.dtype):
+    """Any diffusers text-to-image pipeline folder, with its own text encoder(s)."""
+    from diffusers import DiffusionPipeline
+
+    index = json.loads((path / "model_index.json").read_text(encoding="utf-8"))
+    kw = {"dtype": dtype}
+    if "safety_checker" in index:
+        # Audits need every image: a blacked-out image would count as "no face". Recorded.
+        kw.update(safety_checker=None, requires_safety_checker=False)
+    with quiet_transformers():
+        try:
+            pipe = DiffusionPipeline.from_pretrained(path, local_files_only=True, **kw)
+        except (OSError, ValueError) as e:
+            raise InputError(f"could not load the diffusers pipeline in {path}: {str(e).splitlines()[0]}") from None
+    unet = getattr(pipe, "unet", None)
+    family = detect_family(dict(unet.config)) if unet is not None else "other"
+    return pipe, family
+
+
+__all__ = ["BabelPipeline", "GenerationParams", "parse_size", "assemble"]

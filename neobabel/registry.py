@@ -1,0 +1,266 @@
+"""Model presets: names -> components (hub id + pinned revision, local path or built-in).
+
+Presets are YAML files in `configs/models/` (and in `$NEOBABEL_MODELS_DIR`, for a user's
+own), validated by `ModelPreset`. As in open_clip, the architecture lives with the weights'
+own config files; a preset only says where the weights are and how to sample by default.
+
+Nothing is downloaded unless asked (`allow_download=True`, CLI `--download`): a preset whose
+weights are not in the local Hugging Face cache fails with a message naming what is missing
+and how to provide it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from neobabel.errors import InputError, ModelNotAvailableError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BUILTIN_MODELS = ("world", "tiny-random")
+
+
+class ComponentRef(BaseModel):
+    """Exactly one of: a hub repo with a pinned revision, a local path, or a built-in name."""
+
+    model_config = ConfigDict(extra="forbid")
+    repo: str | None = None
+    revision: str | None = None
+    path: str | None = None
+    builtin: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        given = [k for k in ("repo", "path", "builtin") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of repo, path, builtin")
+        if self.repo and not self.revision:
+            raise ValueError(f"repo {self.repo!r} needs a pinned revision (a commit hash)")
+        if self.builtin and self.builtin not in BUILTIN_MODELS:
+            raise ValueError(f"unknown builtin {self.builtin!r}; known: {BUILTIN_MODELS}")
+        return self
+
+    def describe(self) -> str:
+        if self.repo:
+            return f"{self.repo}@{self.revision[:12]}"
+        return self.path or f"builtin:{self.builtin}"
+
+
+class GenerationDefaults(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    steps: int = 25
+    guidance: float = 7.5
+    width: int = 512
+    height: int = 512
+    scheduler: str | None = None
+    negative_prompt: str = ""
+
+
+class TowerRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # A saved tower folder (tower_config.json + adapter.safetensors); its config may point
+    # at the encoder's hub id, which `encoder` pins here.
+    adapter: ComponentRef
+    encoder: ComponentRef | None = None
+
+
+class ModelPreset(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    description: str = ""
+    mode: Literal["native", "tower"]
+    family: Literal["sd", "sdxl"] = "sd"
+    backbone: ComponentRef
+    tower: TowerRef | None = None
+    defaults: GenerationDefaults = GenerationDefaults()
+    license: str | None = None
+
+    @model_validator(mode="after")
+    def _tower_iff_tower_mode(self):
+        if (self.mode == "tower") != (self.tower is not None):
+            raise ValueError("mode 'tower' needs a `tower:` section and mode 'native' must not have one")
+        return self
+
+
+def preset_dirs() -> list[Path]:
+    dirs = []
+    if os.environ.get("NEOBABEL_MODELS_DIR"):
+        dirs.append(Path(os.environ["NEOBABEL_MODELS_DIR"]).expanduser())
+    dirs.append(REPO_ROOT / "configs" / "models")
+    return [d for d in dirs if d.is_dir()]
+
+
+def load_preset_file(path: Path) -> ModelPreset:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except yaml.YAMLError as e:
+        raise InputError(f"model preset {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"model preset {path} must be a YAML mapping")
+    data.setdefault("name", path.stem)
+    try:
+        return ModelPreset(**data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        raise InputError(f"model preset {path}: {loc}: {err['msg']}") from None
+
+
+def list_presets() -> dict[str, ModelPreset]:
+    presets: dict[str, ModelPreset] = {}
+    for d in reversed(preset_dirs()):  # user presets override shipped ones of the same name
+        for f in sorted(d.glob("*.yaml")):
+            p = load_preset_file(f)
+            presets[p.name] = p
+    return presets
+
+
+def get_preset(name: str) -> ModelPreset:
+    presets = list_presets()
+    if name not in presets:
+        raise InputError(f"unknown model {name!r}: not a preset ({', '.join(sorted(presets))}) "
+                         "nor an existing folder; run `neobabel models` to list presets")
+    return presets[name]
+
+
+def hf_cache_dir() -> str:
+    from huggingface_hub import constants
+
+    return str(constants.HF_HUB_CACHE)
+
+
+def resolve_ref(ref: ComponentRef, role: str, preset: str, allow_download: bool = False) -> Path:
+    """A local folder for the component, or ModelNotAvailableError saying how to get it."""
+    if ref.path:
+        p = Path(os.path.expandvars(ref.path.replace("${NEOBABEL_CACHE}", str(cache_home())))).expanduser()
+        if not p.exists():
+            raise ModelNotAvailableError(
+                f"model {preset!r} needs its {role} at {p}, which does not exist; create it or "
+                "edit the preset's path (or pass --model PATH)")
+        return p
+    if ref.builtin:
+        return builtin_model_path(ref.builtin)
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(ref.repo, revision=ref.revision, local_files_only=not allow_download))
+    except (LocalEntryNotFoundError, OSError) as e:
+        if allow_download and not isinstance(e, LocalEntryNotFoundError):
+            raise ModelNotAvailableError(f"downloading {ref.describe()} for model {preset!r} failed: {e}") from None
+        raise ModelNotAvailableError(
+            f"model {preset!r} needs {ref.repo} at revision {ref.revision} ({role}), which is not in "
+            f"the local Hugging Face cache ({hf_cache_dir()}). On a machine with internet run "
+            f"`hf download {ref.repo} --revision {ref.revision}` and point HF_HOME at that cache, "
+            "rerun with --download, or pass --model PATH to a local diffusers folder."
+        ) from None
+
+
+def is_available(preset: ModelPreset) -> tuple[bool, str]:
+    """(available, detail) without loading anything."""
+    refs = [("backbone", preset.backbone)]
+    if preset.tower:
+        refs.append(("tower adapter", preset.tower.adapter))
+        if preset.tower.encoder:
+            refs.append(("tower encoder", preset.tower.encoder))
+    missing = []
+    for role, ref in refs:
+        if ref.builtin == "world" and not world_weights_path().is_dir():
+            missing.append("builtin world weights (not shipped yet)")
+            break
+        if ref.builtin:
+            continue
+        try:
+            resolve_ref(ref, role, preset.name)
+        except ModelNotAvailableError:
+            missing.append(f"{role}: {ref.describe()}")
+    return (not missing, "; ".join(missing) if missing else "local")
+
+
+# -- built-in models ------------------------------------------------------------------------
+
+def cache_home() -> Path:
+    return Path(os.environ.get("NEOBABEL_CACHE", Path.home() / ".cache" / "neobabel")).expanduser()
+
+
+def world_weights_path() -> Path:
+    return Path(__file__).resolve().parent / "world" / "weights"
+
+
+def builtin_model_path(name: str) -> Path:
+    if name == "world":
+        p = world_weights_path()
+        if not p.is_dir():
+            raise ModelNotAvailableError(
+                "the embedded world model is not shipped in this version; use --model tiny-random "
+                "(untrained fixture) or a local model folder")
+        return p
+    if name == "tiny-random":
+        # Built offline on first use from the test fixtures: random weights, noise images.
+        p = cache_home() / "fixtures" / "tiny-random-v1"
+        if not (p / "babel_pipeline.json").is_file():
+            from neobabel.testing import build_tiny_babel
+
+            tmp = p.with_name(p.name + f".tmp-{os.getpid()}")
+            build_tiny_babel(tmp, family="sd")
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(tmp, p)
+            except OSError:  # another process built it first
+                import shutil
+
+                shutil.rmtree(tmp, ignore_errors=True)
+        return p
+    raise InputError(f"unknown builtin model {name!r}; known: {BUILTIN_MODELS}")
+
+
+# -- identity -------------------------------------------------------------------------------
+
+def folder_fingerprint(folder: Path, chunk: int = 1 << 20) -> str:
+    """A content fingerprint of a model folder: every file's path, size and leading bytes.
+
+    Cheap even for multi-GB checkpoints; used as the revision of local models so that image
+    keys change when the weights do.
+    """
+    h = hashlib.sha256()
+    for f in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        rel = f.relative_to(folder).as_posix()
+        if rel.startswith(".") or "/." in rel:
+            continue
+        h.update(rel.encode())
+        h.update(str(f.stat().st_size).encode())
+        with open(f, "rb") as fh:
+            h.update(fh.read(chunk))
+    return h.hexdigest()[:16]
+
+
+def preset_revision(preset: ModelPreset) -> str:
+    data = preset.model_dump(include={"mode", "family", "backbone", "tower"})
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Silence load reports and progress bars while loading weights (errors still raise)."""
+    import diffusers
+    import transformers
+
+    old = transformers.logging.get_verbosity(), diffusers.utils.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    diffusers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(old[0])
+        transformers.logging.enable_progress_bar()
+        diffusers.utils.logging.set_verbosity(old[1])
+        diffusers.utils.logging.enable_progress_bar()

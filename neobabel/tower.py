@@ -1,0 +1,207 @@
+"""MultilingualTower: a transformers text encoder plus an adapter into a backbone's space.
+
+The tower replaces a diffusion backbone's own (English CLIP) text encoder. Any transformers
+encoder works (XLM-R, mT5's encoder, multilingual E5, a decoder LM's hidden states); the
+adapter maps its hidden states to the backbone's cross-attention width (`prompt_embeds`,
+B x L x D) and, for SDXL-family backbones, to the pooled text embedding (B x P).
+
+Texts are always padded to `max_length`, never to the longest in the batch, so a prompt's
+embedding does not depend on which other prompts share its batch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from neobabel.errors import InputError
+
+CONFIG_NAME = "tower_config.json"
+ADAPTER_WEIGHTS = "adapter.safetensors"
+ENCODER_DIR = "encoder"
+
+
+@dataclass
+class TowerConfig:
+    adapter: str = "mlp"  # "linear" | "mlp"
+    out_dim: int = 768  # backbone cross_attention_dim
+    pooled_dim: int = 0  # SDXL pooled text embedding width (1280 for SDXL); 0 = none
+    num_tokens: int = 0  # resampler to a fixed token count; 0 = one output per input token
+    max_length: int = 77  # texts are padded/truncated to this many tokens
+    hidden_dim: int = 0  # MLP hidden width; 0 = out_dim
+    resampler_heads: int = 8
+    # Where the encoder lives: "encoder" (a subfolder of the saved tower) or a hub id.
+    encoder: str = ENCODER_DIR
+    encoder_revision: str | None = None
+
+    def __post_init__(self):
+        if self.adapter not in ("linear", "mlp"):
+            raise InputError(f"tower adapter {self.adapter!r} is not supported; use 'linear' or 'mlp'")
+        for name in ("out_dim", "max_length"):
+            if getattr(self, name) <= 0:
+                raise InputError(f"tower {name} must be positive, got {getattr(self, name)}")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TowerConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise InputError(f"unknown tower config keys {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**data)
+
+
+class Resampler(nn.Module):
+    """Learned queries cross-attending to the token states: a fixed number of output tokens."""
+
+    def __init__(self, dim: int, num_tokens: int, heads: int):
+        super().__init__()
+        heads = heads if dim % heads == 0 else math.gcd(dim, heads) or 1
+        self.queries = nn.Parameter(torch.randn(num_tokens, dim) / math.sqrt(dim))
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.ff = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+
+    def forward(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        q = self.queries.unsqueeze(0).expand(states.shape[0], -1, -1)
+        out, _ = self.attn(q, states, states, key_padding_mask=~mask.bool(), need_weights=False)
+        out = out + q
+        return out + self.ff(out)
+
+
+class TowerAdapter(nn.Module):
+    def __init__(self, in_dim: int, config: TowerConfig):
+        super().__init__()
+        out = config.out_dim
+        if config.adapter == "linear":
+            self.proj = nn.Linear(in_dim, out)
+        else:
+            hidden = config.hidden_dim or out
+            self.proj = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, out))
+        self.resampler = Resampler(out, config.num_tokens, config.resampler_heads) if config.num_tokens else None
+        # CLIP's text states end in a LayerNorm; backbones expect embeddings on that scale.
+        self.norm = nn.LayerNorm(out)
+        self.pooled = nn.Linear(in_dim, config.pooled_dim) if config.pooled_dim else None
+
+    def forward(self, states: torch.Tensor, mask: torch.Tensor):
+        tokens = self.proj(states)
+        if self.resampler is not None:
+            tokens = self.resampler(tokens, mask)
+        tokens = self.norm(tokens)
+        pooled = None
+        if self.pooled is not None:
+            m = mask.unsqueeze(-1).to(states.dtype)
+            mean = (states * m).sum(1) / m.sum(1).clamp(min=1.0)
+            pooled = self.pooled(mean)
+        return tokens, pooled
+
+
+def _load_encoder(source: str | Path, revision: str | None, local_files_only: bool, dtype=None):
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    from neobabel.registry import quiet_transformers
+
+    with quiet_transformers():
+        config = AutoConfig.from_pretrained(source, revision=revision, local_files_only=local_files_only)
+        if getattr(config, "is_encoder_decoder", False):
+            # mT5 and friends: only the encoder conditions the backbone.
+            from transformers import AutoModelForTextEncoding as auto_cls
+        else:
+            auto_cls = AutoModel
+        kw = {"dtype": dtype} if dtype is not None else {}
+        model = auto_cls.from_pretrained(source, revision=revision, local_files_only=local_files_only, **kw)
+        tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, local_files_only=local_files_only)
+    return model.eval(), tokenizer
+
+
+class MultilingualTower(nn.Module):
+    def __init__(self, encoder: nn.Module, tokenizer, config: TowerConfig):
+        super().__init__()
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.config = config
+        self.adapter = TowerAdapter(encoder.config.hidden_size, config)
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def from_encoder(cls, encoder: str | Path, config: TowerConfig, revision: str | None = None,
+                     local_files_only: bool = True) -> MultilingualTower:
+        """A new tower (random adapter) over a pretrained encoder folder or hub id."""
+        model, tokenizer = _load_encoder(encoder, revision, local_files_only)
+        return cls(model, tokenizer, config)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, dtype: torch.dtype | None = None,
+                        local_files_only: bool = True) -> MultilingualTower:
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        cfg_file = path / CONFIG_NAME
+        if not cfg_file.is_file():
+            raise InputError(f"{path} is not a saved tower (no {CONFIG_NAME}); save one with "
+                             "MultilingualTower.save_pretrained")
+        config = TowerConfig.from_dict(json.loads(cfg_file.read_text(encoding="utf-8")))
+        source = path / config.encoder if (path / config.encoder).is_dir() else config.encoder
+        model, tokenizer = _load_encoder(source, config.encoder_revision, local_files_only, dtype)
+        tower = cls(model, tokenizer, config)
+        state = load_file(str(path / ADAPTER_WEIGHTS))
+        tower.adapter.load_state_dict(state)
+        if dtype is not None:
+            tower.to(dtype)
+        return tower.eval()
+
+    def save_pretrained(self, path: str | Path, save_encoder: bool = True,
+                        dtype: torch.dtype | None = None) -> None:
+        """Write tower_config.json + adapter.safetensors (+ encoder/ with its tokenizer).
+
+        With save_encoder=False the config keeps pointing at the encoder's hub id, so an
+        adapter for a large public encoder ships as a few MB.
+        """
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        config = TowerConfig(**asdict(self.config))
+        if save_encoder:
+            config.encoder, config.encoder_revision = ENCODER_DIR, None
+            # Convert a copy of the weights, not the live module (nn.Module.to is in place).
+            state = None
+            if dtype is not None:
+                state = {k: v.to(dtype) for k, v in self.encoder.state_dict().items()}
+            self.encoder.save_pretrained(path / ENCODER_DIR, state_dict=state)
+            self.tokenizer.save_pretrained(path / ENCODER_DIR)
+        state = {k: (v.to(dtype) if dtype is not None else v).contiguous()
+                 for k, v in self.adapter.state_dict().items()}
+        save_file(state, str(path / ADAPTER_WEIGHTS))
+        (path / CONFIG_NAME).write_text(json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8")
+
+    # -- encoding -----------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.adapter.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.adapter.parameters()).dtype
+
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        return self.tokenizer(
+            list(texts), padding="max_length", truncation=True, max_length=self.config.max_length,
+            return_tensors="pt",
+        )
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        states = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+        return self.adapter(states, attention_mask)
+
+    @torch.no_grad()
+    def encode(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Texts -> (prompt_embeds (B, L, D), pooled (B, P) or None) on the tower's device."""
+        batch = self.tokenize(texts)
+        ids = batch["input_ids"].to(self.device)
+        mask = batch["attention_mask"].to(self.device)
+        return self.forward(ids, mask)
