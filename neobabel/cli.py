@@ -152,6 +152,39 @@ def generate(
     console.print(f"run directory: {run.path}  (images in {run.images}, manifest {run.manifest_path.name})")
 
 
+world_app = typer.Typer(no_args_is_help=True, help="The synthetic Babel world: bias table, training, evaluation.")
+app.add_typer(world_app, name="world")
+
+
+@world_app.command("train")
+def world_train(
+    config: Annotated[Path, typer.Option("--config", help="training YAML")] = Path("configs/world/train.yaml"),
+    out: Annotated[Path, typer.Option("--out", help="training directory (checkpoints, log, model/)")] = Path("runs/world-train"),
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda")] = "cpu",
+    max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", help="stop and export after this long")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="override the config's step count")] = None,
+    export_to: Annotated[Optional[Path], typer.Option("--export-to", help="where to write the model (default OUT/model)")] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+):
+    """Train the world model (resumes from OUT/checkpoint) and export it as a BabelPipeline."""
+    from neobabel.world.train import load_config, train
+
+    cfg = load_config(config)
+    updates = {k: v for k, v in (("max_minutes", max_minutes), ("steps", steps)) if v is not None}
+    cfg = cfg.model_copy(update=updates)
+    model_dir = train(cfg, out, device=device, progress=progress, export_to=export_to)
+    console.print(f"model written to {model_dir} (load it with --model {model_dir})")
+
+
+@world_app.command("bias")
+def world_bias():
+    """Regenerate configs/world/bias.yaml from the world parameters in neobabel/world/bias.py."""
+    from neobabel.world.bias import DEFAULT_PATH, write_table
+
+    table = write_table()
+    console.print(f"wrote {DEFAULT_PATH} ({len(table.cells)} cells, version {table.version})")
+
+
 def _on_sigterm(signum, frame):
     raise KeyboardInterrupt
 

@@ -13,6 +13,7 @@ on (model, text, lang, seed, params), never on batch size or position.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import math
@@ -187,10 +188,11 @@ class BabelPipeline:
         else:
             for comp in ("unet", "vae"):
                 module = getattr(self.pipe, comp)
-                state = None
-                if dtype is not None:  # convert a copy; .to() would change the live model
-                    state = {k: v.to(dtype) for k, v in module.state_dict().items()}
-                module.save_pretrained(path / comp, state_dict=state)
+                if dtype is not None:
+                    # Convert a copy: .to() would change the live model, and diffusers'
+                    # save_pretrained has no state_dict argument (it would be ignored).
+                    module = copy.deepcopy(module).to(dtype)
+                module.save_pretrained(path / comp)
             self.pipe.scheduler.save_pretrained(path / "scheduler")
             self.tower.save_pretrained(path / "tower", dtype=dtype)
         cfg = {"format": FORMAT, "format_version": 1, "name": self.name, "mode": self.mode,

@@ -72,54 +72,13 @@ def build_clip_tokenizer(path: str | Path, model_max_length: int = 77):
     return tok
 
 
-def train_unigram_tokenizer(corpus: list[str], vocab_size: int = 400, model_max_length: int = 32):
-    """Train an XLM-R-style (Unigram, metaspace) tokenizer offline with `tokenizers`.
-
-    Chinese and Japanese are split into characters first: without spaces, Unigram would
-    otherwise learn whole clauses as single tokens on a small corpus (design.md). NFKC only,
-    no accent stripping: stripping destroys Hindi vowel signs and German umlauts.
-    """
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-    from transformers import XLMRobertaTokenizer
-
-    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    tok = Tokenizer(models.Unigram())
-    tok.normalizer = normalizers.NFKC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(
-                pattern=_cjk_char_pattern(), behavior="isolated"
-            ),
-            pre_tokenizers.Metaspace(),
-        ]
-    )
-    trainer = trainers.UnigramTrainer(
-        vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>", shrinking_factor=0.75
-    )
-    tok.train_from_iterator(corpus, trainer)
-    vocab = [tuple(v) for v in json.loads(tok.to_str())["model"]["vocab"]]
-    # XLMRobertaTokenizer builds the same Unigram model from (piece, score) pairs and adds
-    # XLM-R's <s> ... </s> template; the CJK split is carried over explicitly below.
-    hf_tok = XLMRobertaTokenizer(vocab=vocab, model_max_length=model_max_length)
-    backend = hf_tok.backend_tokenizer
-    backend.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Split(pattern=_cjk_char_pattern(), behavior="isolated"), backend.pre_tokenizer]
-    )
-    return hf_tok
-
-
-def _cjk_char_pattern():
-    from tokenizers import Regex
-
-    # Han, Hiragana, Katakana: one character per pre-token.
-    return Regex("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-
-
 def build_xlmr_encoder(path: str | Path, hidden_size: int = 32, seed: int = 0):
     """Save a tiny XLMRobertaModel and a Unigram tokenizer trained on FIXTURE_CORPUS."""
     from transformers import XLMRobertaConfig, XLMRobertaModel
 
     path = Path(path)
+    from neobabel.tower import train_unigram_tokenizer
+
     tok = train_unigram_tokenizer(FIXTURE_CORPUS, vocab_size=300, model_max_length=32)
     torch.manual_seed(seed)
     config = XLMRobertaConfig(

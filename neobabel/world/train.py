@@ -1,0 +1,298 @@
+"""Train the world model: a small tower + pixel-space UNet, exported as a BabelPipeline.
+
+`neobabel world train --config configs/world/train.yaml [--device cuda]`. Data is rendered on
+the fly from (seed, step); checkpoints (safetensors + a weights-only optimizer state) are
+written every `checkpoint_every` steps and on interruption, and a rerun resumes from the last
+one. The exported model is the EMA of the weights, saved in fp16 through the same
+`BabelPipeline.save_pretrained` as any model, and loads through `from_pretrained`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+from torch.nn import functional as F
+
+from neobabel.errors import InputError
+from neobabel.world.bias import load_table
+from neobabel.world.data import WorldDataConfig, WorldSampler, caption_corpus
+
+
+class TowerSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hidden: int = 192
+    layers: int = 4
+    heads: int = 4
+    intermediate: int = 512
+    vocab_size: int = 2000
+    max_length: int = 48
+
+
+class UNetSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    block_out_channels: tuple[int, ...] = (96, 192, 192)
+    layers_per_block: int = 1
+    cross_attention_dim: int = 192
+    attention_heads: int = 4
+
+
+class WorldTrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seed: int = 0
+    size: int = 64
+    unshuffle: int = 4  # pixel-unshuffle factor: 64x64x3 -> 16x16x48
+    steps: int = 4000
+    batch_size: int = 48
+    lr: float = 4e-4
+    warmup: int = 200
+    weight_decay: float = 0.01
+    ema_decay: float = 0.999
+    cfg_drop: float = 0.1  # caption dropped to "" this often (classifier-free guidance)
+    min_snr_gamma: float = 5.0
+    checkpoint_every: int = 250
+    log_every: int = 25
+    max_minutes: float | None = None  # stop (and export) when this much time has passed
+    threads: int | None = None
+    portrait_fraction: float = 0.35
+    color_mention_prob: float = 0.5
+    sample_steps: int = 10
+    sample_guidance: float = 2.0
+    tower: TowerSpec = TowerSpec()
+    unet: UNetSpec = UNetSpec()
+
+
+def load_config(path: str | Path) -> WorldTrainConfig:
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        return WorldTrainConfig(**data)
+    except FileNotFoundError:
+        raise InputError(f"training config {path} not found") from None
+    except yaml.YAMLError as e:
+        raise InputError(f"training config {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise InputError(f"training config {path}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+
+
+def build_models(cfg: WorldTrainConfig, tokenizer):
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+    from transformers import XLMRobertaConfig, XLMRobertaModel
+
+    from neobabel.components import PixelShuffleAutoencoder
+    from neobabel.tower import MultilingualTower, TowerConfig
+
+    torch.manual_seed(cfg.seed)
+    t = cfg.tower
+    enc = XLMRobertaModel(XLMRobertaConfig(
+        vocab_size=len(tokenizer), hidden_size=t.hidden, num_hidden_layers=t.layers,
+        num_attention_heads=t.heads, intermediate_size=t.intermediate,
+        max_position_embeddings=t.max_length + 2, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+    ), add_pooling_layer=False)
+    tower = MultilingualTower(enc, tokenizer, TowerConfig(adapter="linear", out_dim=cfg.unet.cross_attention_dim,
+                                                          max_length=t.max_length))
+    levels = int(math.log2(cfg.unshuffle))
+    vae = PixelShuffleAutoencoder(in_channels=3, block_out_channels=(3,) * (levels + 1))
+    latent_ch = 3 * cfg.unshuffle**2
+    n = len(cfg.unet.block_out_channels)
+    unet = UNet2DConditionModel(
+        sample_size=cfg.size // cfg.unshuffle, in_channels=latent_ch, out_channels=latent_ch,
+        block_out_channels=cfg.unet.block_out_channels, layers_per_block=cfg.unet.layers_per_block,
+        down_block_types=("CrossAttnDownBlock2D",) * (n - 1) + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (n - 1),
+        cross_attention_dim=cfg.unet.cross_attention_dim, attention_head_dim=cfg.unet.attention_heads,
+        norm_num_groups=32,
+    )
+    # Cosine schedule: linear betas waste most steps at tiny resolutions (design.md notes).
+    noise_scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
+                                    prediction_type="epsilon", clip_sample=False)
+    return tower, unet, vae, noise_scheduler
+
+
+def _tokenizer(cfg: WorldTrainConfig, bias, out: Path):
+    """Train (or reload) the tokenizer on the 13-language caption corpus, deterministically."""
+    from transformers import AutoTokenizer
+
+    from neobabel.tower import train_unigram_tokenizer
+
+    tok_dir = out / "tokenizer"
+    if (tok_dir / "tokenizer_config.json").is_file():
+        return AutoTokenizer.from_pretrained(tok_dir)
+    tok = train_unigram_tokenizer(caption_corpus(bias, seed=cfg.seed), vocab_size=cfg.tower.vocab_size,
+                                  model_max_length=cfg.tower.max_length)
+    tok.save_pretrained(tok_dir)
+    return tok
+
+
+def _save_checkpoint(out: Path, step: int, elapsed: float, tower, unet, ema, opt, cfg) -> None:
+    from safetensors.torch import save_file
+
+    tmp = out / f".checkpoint.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in tower.state_dict().items()}, str(tmp / "tower.safetensors"))
+    save_file({k: v.contiguous() for k, v in unet.state_dict().items()}, str(tmp / "unet.safetensors"))
+    save_file({k: v.contiguous() for k, v in ema.items()}, str(tmp / "ema.safetensors"))
+    torch.save(opt.state_dict(), tmp / "optimizer.pt")
+    (tmp / "state.json").write_text(json.dumps({"step": step, "elapsed_s": elapsed,
+                                                "config": cfg.model_dump(mode="json")}, indent=1))
+    final = out / "checkpoint"
+    old = out / f".checkpoint.old-{os.getpid()}"
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_checkpoint(out: Path, tower, unet, ema, opt) -> tuple[int, float]:
+    from safetensors.torch import load_file
+
+    ck = out / "checkpoint"
+    if not (ck / "state.json").is_file():
+        return 0, 0.0
+    tower.load_state_dict(load_file(str(ck / "tower.safetensors")))
+    unet.load_state_dict(load_file(str(ck / "unet.safetensors")))
+    ema.update(load_file(str(ck / "ema.safetensors")))
+    opt.load_state_dict(torch.load(ck / "optimizer.pt", weights_only=True))
+    state = json.loads((ck / "state.json").read_text())
+    return int(state["step"]), float(state["elapsed_s"])
+
+
+def train(cfg: WorldTrainConfig, out: str | Path, device: str = "cpu", progress: bool = True,
+          export_to: str | Path | None = None) -> Path:
+    """Train (resuming from `out/checkpoint`) and export the EMA model to `out/model`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    bias = load_table()
+    sampler = WorldSampler(bias, WorldDataConfig(size=cfg.size, portrait_fraction=cfg.portrait_fraction,
+                                                 color_mention_prob=cfg.color_mention_prob), seed=cfg.seed)
+    tokenizer = _tokenizer(cfg, bias, out)
+    tower, unet, vae, noise_scheduler = build_models(cfg, tokenizer)
+    tower.to(dev).train()
+    unet.to(dev).train()
+    params = list(tower.parameters()) + list(unet.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    named = {**{f"tower.{k}": v for k, v in tower.state_dict().items()},
+             **{f"unet.{k}": v for k, v in unet.state_dict().items()}}
+    ema = {k: v.detach().clone().float() for k, v in named.items()}
+    step, elapsed_before = _load_checkpoint(out, tower, unet, ema, opt)
+    (out / "train_config.json").write_text(json.dumps(cfg.model_dump(mode="json"), indent=1))
+
+    alphas = noise_scheduler.alphas_cumprod.to(dev)
+    snr = alphas / (1 - alphas)
+    t0 = time.perf_counter()
+    log_path = out / "train_log.jsonl"
+    bar = _Bar(progress, cfg.steps, step)
+    losses: list[float] = []
+    try:
+        while step < cfg.steps:
+            if cfg.max_minutes and (elapsed_before + time.perf_counter() - t0) / 60 > cfg.max_minutes:
+                break
+            images, texts, _ = sampler.batch(step, cfg.batch_size)
+            g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+            drop = torch.rand(len(texts), generator=g) < cfg.cfg_drop
+            texts = ["" if d else t for d, t in zip(drop.tolist(), texts)]
+            x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0).to(dev)
+            latents = vae.encode(x)
+            noise = torch.randn(latents.shape, generator=g).to(dev)
+            t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(texts),), generator=g).to(dev)
+            noisy = noise_scheduler.add_noise(latents, noise, t)
+            batch = tower.tokenize(texts)
+            cond, _ = tower(batch["input_ids"].to(dev), batch["attention_mask"].to(dev))
+            pred = unet(noisy, t, encoder_hidden_states=cond).sample
+            # Min-SNR-gamma weighting (Hang et al. 2023): faster convergence for eps-prediction.
+            w = torch.clamp(snr[t], max=cfg.min_snr_gamma) / snr[t]
+            loss = (w * F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))).mean()
+            lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            step += 1
+            with torch.no_grad():
+                decay = min(cfg.ema_decay, (1 + step) / (10 + step))
+                for k, v in {**{f"tower.{k}": v for k, v in tower.state_dict().items()},
+                             **{f"unet.{k}": v for k, v in unet.state_dict().items()}}.items():
+                    if v.dtype.is_floating_point:
+                        ema[k].mul_(decay).add_(v.detach().float(), alpha=1 - decay)
+                    else:
+                        ema[k].copy_(v)
+            losses.append(loss.item())
+            bar.update(step, loss.item())
+            if step % cfg.log_every == 0:
+                with open(log_path, "a") as fh:
+                    fh.write(json.dumps({"step": step, "loss": float(np.mean(losses)), "lr": lr,
+                                         "elapsed_s": round(elapsed_before + time.perf_counter() - t0, 1)}) + "\n")
+                losses.clear()
+            if step % cfg.checkpoint_every == 0:
+                _save_checkpoint(out, step, elapsed_before + time.perf_counter() - t0, tower, unet, ema, opt, cfg)
+    finally:
+        bar.close()
+        _save_checkpoint(out, step, elapsed_before + time.perf_counter() - t0, tower, unet, ema, opt, cfg)
+    return export(cfg, out, tower, unet, vae, ema, export_to, step, elapsed_before + time.perf_counter() - t0)
+
+
+def export(cfg, out: Path, tower, unet, vae, ema, export_to, step: int, seconds: float) -> Path:
+    from diffusers import DPMSolverMultistepScheduler
+
+    from neobabel.backbones import assemble
+    from neobabel.pipeline import BabelPipeline
+    from neobabel.registry import GenerationDefaults
+
+    tower.load_state_dict({k[len("tower."):]: v for k, v in ema.items() if k.startswith("tower.")})
+    unet.load_state_dict({k[len("unet."):]: v for k, v in ema.items() if k.startswith("unet.")})
+    tower.cpu().eval()
+    unet.cpu().eval()
+    sched = DPMSolverMultistepScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
+                                        prediction_type="epsilon", algorithm_type="dpmsolver++")
+    pipe = BabelPipeline(assemble("sd", unet, vae, sched), tower, family="sd", name="world",
+                         defaults=GenerationDefaults(steps=cfg.sample_steps, guidance=cfg.sample_guidance,
+                                                     width=cfg.size, height=cfg.size, scheduler="dpm++"))
+    target = Path(export_to) if export_to else out / "model"
+    tmp = target.with_name(target.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    pipe.save_pretrained(tmp, dtype=torch.float16)
+    (tmp / "training.json").write_text(json.dumps({"steps": step, "train_seconds": round(seconds, 1),
+                                                   "config": cfg.model_dump(mode="json")}, indent=1))
+    shutil.copy(Path(__file__).resolve().parents[2] / "configs" / "world" / "bias.yaml", tmp / "bias.yaml")
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+    return target
+
+
+class _Bar:
+    def __init__(self, enabled: bool, total: int, start: int):
+        self.p = None
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.p = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(),
+                              TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn())
+            self.p.start()
+            self.task = self.p.add_task("train", total=total, completed=start, loss=float("nan"))
+
+    def update(self, step: int, loss: float) -> None:
+        if self.p:
+            self.p.update(self.task, completed=step, loss=loss)
+
+    def close(self) -> None:
+        if self.p:
+            self.p.stop()
