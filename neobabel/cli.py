@@ -176,6 +176,35 @@ def world_train(
     console.print(f"model written to {model_dir} (load it with --model {model_dir})")
 
 
+@world_app.command("eval")
+def world_eval(
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="preset name or model folder")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="run directory")] = Path("runs/world-eval"),
+    n: Annotated[int, typer.Option("-n", help="images per object prompt")] = 4,
+    per_task: Annotated[int, typer.Option("--per-task", help="scenes per GenEval task")] = 10,
+    langs: Annotated[str, typer.Option("--langs", help="comma-separated codes, or all")] = "all",
+    portraits: Annotated[bool, typer.Option("--portraits/--no-portraits")] = True,
+    portrait_n: Annotated[Optional[int], typer.Option("--portrait-n", help="images per portrait cell (default -n)")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b")] = 8,
+    device: Annotated[str, typer.Option("--device")] = "cpu",
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+):
+    """Score a model on the world with the exact detector: per-task, per-language accuracy."""
+    from neobabel.languages import parse_langs
+    from neobabel.pipeline import BabelPipeline
+    from neobabel.world.evaluate import evaluate, format_table
+
+    lang_list = parse_langs(langs)
+    if n < 1 or per_task < 1:
+        raise InputError("-n and --per-task must be at least 1")
+    pipe = BabelPipeline.from_pretrained(model or default_model(), device=device)
+    summary = evaluate(pipe, out, n=n, per_task=per_task, langs=lang_list, portraits=portraits,
+                       portrait_n=portrait_n, batch_size=batch_size, progress=progress)
+    console.print(format_table(summary))
+    console.print(json.dumps({k: v for k, v in summary.items() if k != "per_lang"}, indent=1))
+    console.print(f"scores: {out}/scores.parquet  summary: {out}/summary.json")
+
+
 @world_app.command("bias")
 def world_bias():
     """Regenerate configs/world/bias.yaml from the world parameters in neobabel/world/bias.py."""

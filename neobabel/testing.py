@@ -73,13 +73,13 @@ def build_clip_tokenizer(path: str | Path, model_max_length: int = 77):
 
 
 def build_xlmr_encoder(path: str | Path, hidden_size: int = 32, seed: int = 0):
-    """Save a tiny XLMRobertaModel and a Unigram tokenizer trained on FIXTURE_CORPUS."""
+    """Save a tiny XLMRobertaModel and a BPE tokenizer trained on FIXTURE_CORPUS."""
     from transformers import XLMRobertaConfig, XLMRobertaModel
 
     path = Path(path)
-    from neobabel.tower import train_unigram_tokenizer
+    from neobabel.tower import train_subword_tokenizer
 
-    tok = train_unigram_tokenizer(FIXTURE_CORPUS, vocab_size=300, model_max_length=32)
+    tok = train_subword_tokenizer(FIXTURE_CORPUS, vocab_size=300, model_max_length=32)
     torch.manual_seed(seed)
     config = XLMRobertaConfig(
         vocab_size=len(tok),

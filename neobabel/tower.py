@@ -207,40 +207,42 @@ class MultilingualTower(nn.Module):
         return self.forward(ids, mask)
 
 
-def train_unigram_tokenizer(corpus: list[str], vocab_size: int = 400, model_max_length: int = 32):
-    """Train an XLM-R-style (Unigram, metaspace) tokenizer offline with `tokenizers`.
+def train_subword_tokenizer(corpus: list[str], vocab_size: int = 400, model_max_length: int = 32):
+    """Train a SentencePiece-style BPE tokenizer (metaspace, <s> ... </s>) offline with `tokenizers`.
 
-    Chinese and Japanese are split into characters first: without spaces, Unigram would
-    otherwise learn whole clauses as single tokens on a small corpus (design.md). NFKC only,
-    no accent stripping: stripping destroys Hindi vowel signs and German umlauts.
+    BPE, not Unigram: Unigram's parallel EM gives near-tied pieces different scores in every
+    process, so the same corpus gave different vocabularies; BPE's trainer breaks ties
+    deterministically, so the shipped model is reproducible. Chinese and Japanese are split into
+    characters first: without spaces, a small corpus would otherwise yield whole clauses as
+    single tokens (design.md). NFKC only, no accent stripping: stripping destroys Hindi vowel
+    signs and German umlauts. Returned as a `PreTrainedTokenizerFast`, whose tokenizer.json
+    reloads exactly as trained (a model class such as XLMRobertaTokenizer would rebuild its
+    own pre-tokenizer on reload).
     """
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-    from transformers import XLMRobertaTokenizer
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
 
     specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    tok = Tokenizer(models.Unigram())
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.normalizer = normalizers.NFKC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(
-                pattern=_cjk_char_pattern(), behavior="isolated"
-            ),
-            pre_tokenizers.Metaspace(),
-        ]
-    )
-    trainer = trainers.UnigramTrainer(
-        vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>", shrinking_factor=0.75
-    )
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(pattern=_cjk_char_pattern(), behavior="isolated"),
+        pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first"),
+    ])
+    tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="first")
+    alphabet = sorted({ch for text in corpus for ch in text.replace(" ", "\u2581")})
+    trainer = trainers.BpeTrainer(vocab_size=max(vocab_size, len(alphabet) + len(specials) + 1),
+                                  special_tokens=specials, initial_alphabet=alphabet + ["\u2581"],
+                                  min_frequency=2, show_progress=False)
     tok.train_from_iterator(corpus, trainer)
-    vocab = [tuple(v) for v in json.loads(tok.to_str())["model"]["vocab"]]
-    # XLMRobertaTokenizer builds the same Unigram model from (piece, score) pairs and adds
-    # XLM-R's <s> ... </s> template; the CJK split is carried over explicitly below.
-    hf_tok = XLMRobertaTokenizer(vocab=vocab, model_max_length=model_max_length)
-    backend = hf_tok.backend_tokenizer
-    backend.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Split(pattern=_cjk_char_pattern(), behavior="isolated"), backend.pre_tokenizer]
+    bos, eos = tok.token_to_id("<s>"), tok.token_to_id("</s>")
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", bos), ("</s>", eos)]
     )
-    return hf_tok
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
+        mask_token="<mask>", cls_token="<s>", sep_token="</s>", model_max_length=model_max_length,
+    )
 
 
 def _cjk_char_pattern():

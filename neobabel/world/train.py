@@ -123,12 +123,12 @@ def _tokenizer(cfg: WorldTrainConfig, bias, out: Path):
     """Train (or reload) the tokenizer on the 13-language caption corpus, deterministically."""
     from transformers import AutoTokenizer
 
-    from neobabel.tower import train_unigram_tokenizer
+    from neobabel.tower import train_subword_tokenizer
 
     tok_dir = out / "tokenizer"
     if (tok_dir / "tokenizer_config.json").is_file():
         return AutoTokenizer.from_pretrained(tok_dir)
-    tok = train_unigram_tokenizer(caption_corpus(bias, seed=cfg.seed), vocab_size=cfg.tower.vocab_size,
+    tok = train_subword_tokenizer(caption_corpus(bias, seed=cfg.seed), vocab_size=cfg.tower.vocab_size,
                                   model_max_length=cfg.tower.max_length)
     tok.save_pretrained(tok_dir)
     return tok

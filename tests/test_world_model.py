@@ -1,0 +1,161 @@
+"""Babel world: bias table, training sampler, evaluation scoring, training resume, shipped model."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from scipy import stats
+
+from neobabel.languages import LANGUAGE_CODES, LANGUAGES
+from neobabel.world.bias import FEMININE_FORM_SHARE, build_table, load_table, planted_share
+from neobabel.world.data import WorldSampler, scene_caption
+from neobabel.world.evaluate import object_suite, score_objects, summarize
+from neobabel.world.render import render
+from neobabel.world.spec import OCCUPATIONS, TASKS, ObjectScene, sample_object_scene
+from neobabel.world import detect
+
+
+@pytest.fixture(scope="module")
+def table():
+    return load_table()
+
+
+def test_shipped_table_is_what_the_parameters_generate(table):
+    # The versioned YAML must not drift from the generator (regenerate with `neobabel world bias`).
+    built = build_table()
+    assert [(c.occupation, c.lang, c.formulation, c.p_feminine, c.prompt) for c in table.cells] == \
+           [(c.occupation, c.lang, c.formulation, c.p_feminine, c.prompt) for c in built.cells]
+
+
+def test_portrait_captions_cover_every_language_formulation_and_occupation(table):
+    cells = {(c.occupation, c.lang, c.formulation): c.prompt for c in table.cells}
+    for occ in OCCUPATIONS:
+        for lang in LANGUAGE_CODES:
+            for form in ("direct", "indirect"):
+                assert cells.get((occ, lang, form), "").strip(), (occ, lang, form)
+            if lang in ("de", "fr", "es", "it", "ru", "ar"):
+                assert (occ, lang, "feminine") in cells
+        assert (occ, "de", "gender_star") in cells
+        assert "*" in cells[(occ, "de", "gender_star")]
+    # untranslated: a non-English prompt never equals the English one
+    for (occ, lang, form), text in cells.items():
+        if lang != "en" and form in ("direct", "indirect"):
+            assert text != cells[(occ, "en", form)]
+
+
+def test_planted_bias_has_the_intended_structure(table):
+    for occ in OCCUPATIONS:
+        for lang in LANGUAGE_CODES:
+            direct = table.lookup(occ, lang, "direct").p_feminine
+            indirect = table.lookup(occ, lang, "indirect").p_feminine
+            # direct prompts are more skewed than indirect ones, everywhere
+            assert abs(direct - 0.5) > abs(indirect - 0.5)
+            if LANGUAGES[lang].grammatical_gender and lang not in ("nl", "hi"):
+                assert table.lookup(occ, lang, "feminine").p_feminine == FEMININE_FORM_SHARE
+        star = table.lookup(occ, "de", "gender_star").p_feminine
+        assert abs(star - 0.5) <= 0.05
+    # generic masculine pulls direct prompts towards masculine: German nurse < English nurse
+    assert planted_share("nurse", "de", "direct", "generic_masculine") < \
+        planted_share("nurse", "de", "direct", "ungendered")
+
+
+def test_sampler_draws_the_bias_table(table):
+    """Chi-square: presentations drawn per cell follow (ambiguous share, p_feminine)."""
+    sampler = WorldSampler(table, seed=3)
+    rng = np.random.default_rng(5)
+    cells = {}
+    for _ in range(60000):
+        spec, text, meta = sampler.draw_portrait(rng)
+        key = (meta["occupation"], meta["lang"], meta["formulation"])
+        cells.setdefault(key, {"feminine": 0, "masculine": 0, "ambiguous": 0})[spec.presentation] += 1
+        assert spec.occupation == meta["occupation"]
+    assert len(cells) == len(table.cells)  # every cell is drawn
+    observed, expected = [], []
+    a = table.ambiguous_share
+    for key, counts in cells.items():
+        p = table.lookup(*key).p_feminine
+        n = sum(counts.values())
+        observed += [counts["feminine"], counts["masculine"], counts["ambiguous"]]
+        expected += [n * (1 - a) * p, n * (1 - a) * (1 - p), n * a]
+    chi2 = sum((o - e) ** 2 / e for o, e in zip(observed, expected))
+    dof = len(observed) - len(cells)
+    assert stats.chi2.sf(chi2, dof) > 1e-3
+    # and a wrong table is rejected by the same test: pretend every cell were 50/50
+    wrong = sum((o - e) ** 2 / e for o, e in zip(
+        observed, [x for key, c in cells.items() for x in
+                   (sum(c.values()) * 0.45, sum(c.values()) * 0.45, sum(c.values()) * 0.1)]))
+    assert stats.chi2.sf(wrong, dof) < 1e-6
+
+
+def test_sampler_batches_are_a_function_of_seed_and_step(table):
+    s = WorldSampler(table, seed=1)
+    a_img, a_txt, _ = s.batch(7, 6)
+    b_img, b_txt, _ = WorldSampler(table, seed=1).batch(7, 6)
+    c_img, c_txt, _ = s.batch(8, 6)
+    assert np.array_equal(a_img, b_img) and a_txt == b_txt
+    assert a_txt != c_txt
+
+
+def test_scene_captions_name_colours_only_when_asked():
+    rng = np.random.default_rng(0)
+    scene = sample_object_scene("counting", rng)
+    bare = scene_caption(scene, "en", name_colors=False)
+    coloured = scene_caption(scene, "en", name_colors=True)
+    assert scene.objects[0].color not in bare and scene.objects[0].color in coloured
+    colors_task = sample_object_scene("colors", rng)
+    assert colors_task.objects[0].color in scene_caption(colors_task, "en", name_colors=False)
+
+
+def test_object_scoring_accepts_ground_truth_and_rejects_wrong_scenes():
+    suite = object_suite(per_task=4, langs=["en"])
+    right = wrong = 0
+    for i, p in enumerate(suite):
+        scene = ObjectScene.from_dict(p.spec)
+        right += score_objects(detect.read_image(render(scene, i)), scene)
+        other = sample_object_scene(scene.task, np.random.default_rng(100 + i))
+        if other != scene:
+            wrong += score_objects(detect.read_image(render(other, i)), scene)
+    assert right == len(suite)
+    assert wrong < len(suite) * 0.6  # a different scene mostly fails the same check
+
+
+def test_summary_overall_and_spread():
+    rows = []
+    for lang, acc in (("en", 1.0), ("de", 0.5)):
+        for task in TASKS:
+            rows += [{"lang": lang, "task": task, "correct": k < acc * 4, "key": f"{lang}{task}{k}"}
+                     for k in range(4)]
+    s = summarize(pl.DataFrame(rows))
+    assert s["per_lang"]["en"]["overall"] == 1.0 and s["per_lang"]["de"]["overall"] == 0.5
+    assert s["language_spread"] == 0.5
+
+
+TINY_TRAIN = dict(steps=4, batch_size=4, checkpoint_every=2, log_every=1, warmup=2, threads=None,
+                  tower=dict(hidden=32, layers=1, heads=2, intermediate=64, vocab_size=1000, max_length=40),
+                  unet=dict(block_out_channels=[32, 32, 32], layers_per_block=1, cross_attention_dim=32,
+                            attention_heads=2))
+
+
+@pytest.mark.slow
+def test_training_resumes_exactly_and_exports_a_loadable_babel_pipeline(tmp_path):
+    from safetensors.torch import load_file
+
+    from neobabel.pipeline import BabelPipeline
+    from neobabel.world.train import WorldTrainConfig, train
+
+    straight = train(WorldTrainConfig(**TINY_TRAIN), tmp_path / "a", progress=False)
+    # the same run, stopped after 2 steps and resumed
+    train(WorldTrainConfig(**{**TINY_TRAIN, "steps": 2}), tmp_path / "b", progress=False)
+    resumed = train(WorldTrainConfig(**TINY_TRAIN), tmp_path / "b", progress=False)
+    ua = load_file(str(tmp_path / "a" / "checkpoint" / "unet.safetensors"))
+    ub = load_file(str(tmp_path / "b" / "checkpoint" / "unet.safetensors"))
+    assert ua.keys() == ub.keys()
+    assert all((ua[k] == ub[k]).all() for k in ua)
+    # exported as fp16 safetensors, loaded through the ordinary path
+    assert not list(straight.rglob("*.bin")) and not list(straight.rglob("*.pt"))
+    pipe = BabelPipeline.from_pretrained(straight)
+    assert pipe.mode == "tower" and type(pipe.pipe.vae).__name__ == "PixelShuffleAutoencoder"
+    image = pipe.generate(["a photo of a red circle"], "en", 0, steps=2)[0]
+    assert image.size == (64, 64)
+    assert resumed.is_dir()
