@@ -111,6 +111,8 @@ def generate(
         raise InputError("give either a PROMPT argument or --prompts FILE (not both, not neither)")
     if n < 1:
         raise InputError(f"-n must be at least 1, got {n}")
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {batch_size}")
     lang = normalize_lang(lang)
     if prompt is not None:
         if not prompt.strip():

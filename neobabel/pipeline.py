@@ -25,7 +25,7 @@ import torch
 
 from neobabel import __version__
 from neobabel.backbones import (
-    assemble, detect_family, load_backbone, set_attention_backend, set_batch_invariance,
+    SCHEDULERS, assemble, detect_family, load_backbone, set_attention_backend, set_batch_invariance,
     set_scheduler,
 )
 from neobabel.errors import InputError
@@ -56,6 +56,8 @@ class GenerationParams:
             v = getattr(self, name)
             if v < 8 or v % 8:
                 raise InputError(f"image {name} must be a positive multiple of 8, got {v} (e.g. --size 512x512)")
+        if self.scheduler not in (None, "default") and self.scheduler not in SCHEDULERS:
+            raise InputError(f"unknown scheduler {self.scheduler!r}; use one of: {', '.join(SCHEDULERS)}")
         if not math.isfinite(self.guidance) or self.guidance < 0:
             raise InputError(f"--guidance must be a finite number >= 0, got {self.guidance}")
 
@@ -95,6 +97,7 @@ class BabelPipeline:
         self.pipe.set_progress_bar_config(disable=True)
         self.attention = set_attention_backend(self.pipe, attention, self.device)
         self.batch_invariant = set_batch_invariance(self.pipe, batch_invariant)
+        self._base_scheduler = self.pipe.scheduler
 
     # -- identity ---------------------------------------------------------------------
     @property
@@ -138,12 +141,13 @@ class BabelPipeline:
     @classmethod
     def _from_folder(cls, path: Path, dtype, attention, device, name: str | None = None,
                      revision: str | None = None, defaults: GenerationDefaults | None = None):
+        explicit_name = name
         name = name or path.name
         revision = revision or folder_fingerprint(path)
         if (path / PIPELINE_CONFIG).is_file():
             cfg = _read_pipeline_config(path)
             defaults = defaults or GenerationDefaults(**cfg.get("defaults", {}))
-            name = cfg.get("name", name)
+            name = explicit_name or cfg.get("name", name)
             if cfg["mode"] == "native":
                 pipe, family = _load_native(path, dtype)
                 return cls(pipe, None, family=family, name=name, revision=revision, defaults=defaults,
@@ -246,7 +250,10 @@ class BabelPipeline:
         if batch_size < 1:
             raise InputError(f"--batch-size must be at least 1, got {batch_size}")
         params = params or self.resolve_params(**overrides)
-        set_scheduler(self.pipe, params.scheduler)
+        if params.scheduler in (None, "default"):
+            self.pipe.scheduler = self._base_scheduler
+        else:
+            set_scheduler(self.pipe, params.scheduler)
         images = []
         for start in range(0, n, batch_size):
             chunk = slice(start, start + batch_size)

@@ -61,7 +61,8 @@ def read_prompt_file(path: str | Path) -> list[PromptRow]:
             raise InputError(f"prompts file {path} has no 'prompt' column (columns: {', '.join(fields) or 'none'}); "
                              "add a header line such as: id,lang,prompt")
         reader.fieldnames = fields
-        for i, rec in enumerate(reader, 2):
+        for rec in reader:
+            i = reader.line_num
             if None in rec:
                 raise InputError(f"{path}, line {i}: more fields than the header has; quote prompts that contain commas")
             prompt = (rec.get("prompt") or "").strip()
@@ -81,7 +82,9 @@ def read_prompt_file(path: str | Path) -> list[PromptRow]:
                 raise InputError(f"{path}, line {i}: not valid JSON ({e.msg}); one JSON object per line") from None
             if not isinstance(rec, dict) or not isinstance(rec.get("prompt"), str) or not rec["prompt"].strip():
                 raise InputError(f'{path}, line {i}: needs a non-empty "prompt" string, e.g. {{"prompt": "a photo of a cat"}}')
-            rows.append(PromptRow(str(rec.get("id") or f"p{len(rows):05d}"), rec["prompt"].strip(),
+            rid = rec.get("id")
+            rid = str(rid).strip() if rid is not None else ""
+            rows.append(PromptRow(rid or f"p{len(rows):05d}", rec["prompt"].strip(),
                                   _lang(rec.get("lang"), path, i)))
     else:
         raise InputError(f"prompts file {path}: unknown type {suffix!r}; use .txt, .csv or .jsonl")

@@ -139,7 +139,7 @@ def hf_cache_dir() -> str:
 def resolve_ref(ref: ComponentRef, role: str, preset: str, allow_download: bool = False) -> Path:
     """A local folder for the component, or ModelNotAvailableError saying how to get it."""
     if ref.path:
-        p = Path(os.path.expandvars(ref.path.replace("${NEOBABEL_CACHE}", str(cache_home())))).expanduser()
+        p = _ref_path(ref)
         if not p.exists():
             raise ModelNotAvailableError(
                 f"model {preset!r} needs its {role} at {p}, which does not exist; create it or "
@@ -241,9 +241,19 @@ def folder_fingerprint(folder: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()[:16]
 
 
+def _ref_path(ref: ComponentRef) -> Path:
+    return Path(os.path.expandvars(ref.path.replace("${NEOBABEL_CACHE}", str(cache_home())))).expanduser()
+
+
 def preset_revision(preset: ModelPreset) -> str:
     data = preset.model_dump(include={"mode", "family", "backbone", "tower"})
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+    h = hashlib.sha256(json.dumps(data, sort_keys=True).encode())
+    # Local paths are not pinned by the preset text: their content is part of the identity.
+    refs = [preset.backbone] + ([preset.tower.adapter, preset.tower.encoder] if preset.tower else [])
+    for ref in refs:
+        if ref is not None and ref.path and _ref_path(ref).is_dir():
+            h.update(folder_fingerprint(_ref_path(ref)).encode())
+    return h.hexdigest()[:16]
 
 
 @contextlib.contextmanager

@@ -180,7 +180,7 @@ class RunDir:
             return pl.DataFrame(schema=GENERATION_SCHEMA)
 
     def write_manifest(self, df: pl.DataFrame) -> None:
-        atomic_write_parquet(df.sort("key"), self.manifest_path)
+        atomic_write_parquet(df.sort("key", "prompt_id"), self.manifest_path)
 
 
 def _row(key: str, unit: WorkUnit, sha: str, seconds: float, model: str) -> dict:
@@ -204,43 +204,62 @@ class GenerationReport:
 
 
 def plan(run: RunDir, units: Sequence[WorkUnit], identity: dict, params: dict,
-         overwrite: bool = False) -> tuple[dict[str, dict], list[tuple[str, WorkUnit]], int, int]:
-    """Split units into done rows (by key) and pending (key, unit); recover orphan PNGs.
+         overwrite: bool = False):
+    """Split units into done rows and images still to make; recover orphan PNGs.
 
-    Returns (done rows, pending, recovered count, number of distinct units).
+    Rows are per (key, prompt_id): two prompts with identical text, language and seed (e.g. a
+    language whose feminine and direct forms coincide) share one image but keep a row each.
+    Returns (done rows by (key, prompt_id), pending [(key, unit)] with unique keys, units
+    waiting on each pending key, recovered count, number of distinct units).
     """
     clean_temp_files(run.images)
     clean_temp_files(run.path)
-    existing = {r["key"]: r for r in run.load_manifest().iter_rows(named=True)}
-    done: dict[str, dict] = {}
+    existing = {(r["key"], r["prompt_id"]): r for r in run.load_manifest().iter_rows(named=True)}
+    done: dict[tuple[str, str], dict] = {}
     pending: list[tuple[str, WorkUnit]] = []
+    waiting: dict[str, list[WorkUnit]] = {}
+    valid: dict[str, str | None] = {}  # key -> sha256 of a complete PNG of this run, or None
     recovered = 0
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     for unit in units:
         key = image_key(identity, unit, params)
-        if key in seen:
-            continue  # the same prompt text, language and seed twice: one image
-        seen.add(key)
-        png = run.images / f"{key}.png"
-        if not overwrite and png.is_file():
-            if key in existing:
-                done[key] = {**existing[key], **_unit_fields(unit)}
-                continue
-            try:  # written but not yet in the manifest when the last run stopped
-                meta = read_png_metadata(png)
-                if meta.get("key") == key:
-                    sha = hashlib.sha256(png.read_bytes()).hexdigest()
-                    done[key] = _row(key, unit, sha, float(meta.get("seconds", "nan")), identity["model"])
-                    recovered += 1
-                    continue
-            except Exception:
-                pass  # unreadable or foreign: regenerate
-        pending.append((key, unit))
+        uid = (key, unit.prompt_id)
+        if uid in seen:
+            continue
+        seen.add(uid)
+        if key in waiting:  # image already scheduled for another prompt id
+            waiting[key].append(unit)
+            continue
+        if key not in valid:
+            valid[key] = None if overwrite else _valid_png_sha(run.images / f"{key}.png", key)
+        sha = valid[key]
+        if sha is None:
+            pending.append((key, unit))
+            waiting[key] = [unit]
+            continue
+        if uid in existing and existing[uid].get("sha256") == sha:
+            done[uid] = {**existing[uid], **_unit_fields(unit)}
+        else:  # written but not yet in the manifest when the last run stopped
+            seconds = next((r["seconds"] for (k, _), r in existing.items() if k == key), float("nan"))
+            done[uid] = _row(key, unit, sha, seconds, identity["model"])
+            recovered += 1
     # Keep rows of other units already in this run dir (e.g. an earlier, different command).
-    for key, row in existing.items():
-        if key not in seen and (run.images / f"{key}.png").is_file():
-            done.setdefault(key, row)
-    return done, pending, recovered, len(seen)
+    for uid, row in existing.items():
+        if uid not in seen and (run.images / f"{uid[0]}.png").is_file():
+            done.setdefault(uid, row)
+    return done, pending, waiting, recovered, len(seen)
+
+
+def _valid_png_sha(png: Path, key: str) -> str | None:
+    """sha256 of a complete PNG written by this run for `key`, else None (regenerate it)."""
+    if not png.is_file():
+        return None
+    try:
+        if read_png_metadata(png).get("key") != key:
+            return None
+    except Exception:
+        return None  # truncated or foreign
+    return hashlib.sha256(png.read_bytes()).hexdigest()
 
 
 def _unit_fields(unit: WorkUnit) -> dict:
@@ -254,10 +273,12 @@ def generate_into_run(pipeline, units: Sequence[WorkUnit], run: RunDir, params, 
     """Generate every unit not already in the run directory; resumable at any point."""
     from neobabel import __version__
 
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {batch_size}")
     identity = pipeline.identity()
     param_dict = {**params.as_dict(), "dtype": str(pipeline.dtype).replace("torch.", "")}
     run.images.mkdir(parents=True, exist_ok=True)
-    done, pending, recovered, n_units = plan(run, units, identity, param_dict, overwrite)
+    done, pending, waiting, recovered, n_units = plan(run, units, identity, param_dict, overwrite)
     info = run.read_run_json()
     started = now_iso()
     info.update({
@@ -296,7 +317,9 @@ def generate_into_run(pipeline, units: Sequence[WorkUnit], run: RunDir, params, 
                             "seconds": f"{per_image:.4f}", "software": f"neobabel {__version__}"}
                     data = png_bytes(image, meta)
                     atomic_write_bytes(run.images / f"{key}.png", data)
-                    done[key] = _row(key, unit, hashlib.sha256(data).hexdigest(), per_image, identity["model"])
+                    sha = hashlib.sha256(data).hexdigest()
+                    for sharer in waiting[key]:
+                        done[(key, sharer.prompt_id)] = _row(key, sharer, sha, per_image, identity["model"])
                     generated += 1
                     if on_image is not None:
                         on_image(key, unit)
@@ -313,11 +336,12 @@ def generate_into_run(pipeline, units: Sequence[WorkUnit], run: RunDir, params, 
         run.write_manifest(pl.DataFrame(list(done.values()), schema=GENERATION_SCHEMA))
         info["status"] = status
         info["finished" if status == "complete" else "stopped"] = now_iso()
-        info["counts"] = {"units": n_units, "images_in_dir": len(done)}
+        info["counts"] = {"units": n_units, "manifest_rows": len(done)}
         info["invocations"][-1].update({"generated": generated, "seconds": round(elapsed, 3),
                                         "status": status})
         run.write_run_json(info)
-    return GenerationReport(run.path, n_units, n_units - len(pending) - recovered, recovered, generated,
+    waiting_units = sum(len(v) for v in waiting.values())
+    return GenerationReport(run.path, n_units, n_units - waiting_units - recovered, recovered, generated,
                             elapsed)
 
 

@@ -131,6 +131,10 @@ class MultilingualTower(nn.Module):
                      local_files_only: bool = True) -> MultilingualTower:
         """A new tower (random adapter) over a pretrained encoder folder or hub id."""
         model, tokenizer = _load_encoder(encoder, revision, local_files_only)
+        if config.encoder == ENCODER_DIR:  # remember where the encoder came from (save_encoder=False)
+            from dataclasses import replace
+
+            config = replace(config, encoder=str(encoder), encoder_revision=revision)
         return cls(model, tokenizer, config)
 
     @classmethod

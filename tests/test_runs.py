@@ -1,0 +1,407 @@
+"""neobabel.runs: image keys, atomic writes, PNG metadata, manifests, resume and recovery."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from PIL import Image
+
+from neobabel.errors import InputError
+from neobabel.pipeline import GenerationParams
+from neobabel.runs import (
+    RunDir, WorkUnit, atomic_write_bytes, atomic_write_json, clean_temp_files, generate_into_run,
+    image_key, png_bytes, read_png_metadata, units_for,
+)
+
+DESIGN_COLUMNS = ["key", "prompt_id", "lang", "formulation", "subject", "text", "seed", "path", "sha256",
+                  "seconds"]
+PROMPTS = [("doctor-en", "a photo of the face of a doctor", "en"),
+           ("doctor-hi", "एक डॉक्टर के चेहरे की तस्वीर", "hi"),
+           ("doctor-zh", "一张医生的脸部照片", "zh")]
+
+
+@pytest.fixture(scope="module")
+def pipe(babel_sd_dir):
+    from neobabel.pipeline import BabelPipeline
+
+    return BabelPipeline.from_pretrained(babel_sd_dir)
+
+
+@pytest.fixture(scope="module")
+def params():
+    return GenerationParams(steps=2, guidance=3.0, width=64, height=64)
+
+
+@pytest.fixture(scope="module")
+def units():
+    return units_for(PROMPTS, n=2, seed=5)  # 6 images
+
+
+@pytest.fixture(scope="module")
+def reference(pipe, units, params, tmp_path_factory):
+    """One uninterrupted run, batch size 1: the pixels every other run must reproduce."""
+    run = RunDir(tmp_path_factory.mktemp("reference") / "run")
+    report = generate_into_run(pipe, units, run, params, batch_size=1, progress=False)
+    assert report.generated == 6
+    return run
+
+
+def pngs(run: RunDir) -> dict[str, np.ndarray]:
+    return {p.stem: np.asarray(Image.open(p).convert("RGB")) for p in sorted(run.images.glob("*.png"))}
+
+
+def manifest(run: RunDir) -> pl.DataFrame:
+    return pl.read_parquet(run.manifest_path)
+
+
+def run_json(run: RunDir) -> dict:
+    return json.loads(run.run_json_path.read_text(encoding="utf-8"))
+
+
+def all_files(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def assert_consistent(run: RunDir, n: int):
+    """Manifest rows == PNG files, one each, hashes and metadata matching."""
+    df = manifest(run)
+    files = sorted(p.stem for p in run.images.glob("*.png"))
+    assert df.height == n == len(files)
+    assert df["key"].n_unique() == n
+    assert sorted(df["key"].to_list()) == files
+    for row in df.iter_rows(named=True):
+        png = run.path / row["path"]
+        assert row["sha256"] == hashlib.sha256(png.read_bytes()).hexdigest()
+        meta = read_png_metadata(png)
+        assert (meta["key"], meta["prompt"], meta["lang"], meta["seed"]) == (
+            row["key"], row["text"], row["lang"], str(row["seed"]))
+    assert not [f for f in all_files(run.path) if ".tmp-" in f]
+
+
+# -- keys ----------------------------------------------------------------------------------
+
+IDENTITY = {"model": "m", "revision": "r1", "mode": "tower", "family": "sd"}
+UNIT = WorkUnit("p1", "ein Foto", "de", 3)
+PARAMS = {"steps": 2, "guidance": 3.0, "width": 64, "height": 64, "scheduler": None, "negative_prompt": "",
+          "dtype": "float32"}
+
+
+def test_image_key_is_stable():
+    k = image_key(IDENTITY, UNIT, PARAMS)
+    assert len(k) == 20 and int(k, 16) >= 0
+    assert k == image_key(dict(IDENTITY), WorkUnit("p1", "ein Foto", "de", 3), dict(reversed(PARAMS.items())))
+
+
+@pytest.mark.parametrize("change", [
+    {"unit": {"text": "ein foto"}}, {"unit": {"lang": "nl"}}, {"unit": {"seed": 4}},
+    {"identity": {"model": "m2"}}, {"identity": {"revision": "r2"}}, {"identity": {"mode": "native"}},
+    {"params": {"steps": 3}}, {"params": {"guidance": 3.5}}, {"params": {"width": 72}},
+    {"params": {"height": 72}}, {"params": {"scheduler": "dpm++"}}, {"params": {"negative_prompt": "x"}},
+    {"params": {"dtype": "float16"}},
+])
+def test_image_key_sensitive_to_every_field(change):
+    base = image_key(IDENTITY, UNIT, PARAMS)
+    identity = {**IDENTITY, **change.get("identity", {})}
+    params = {**PARAMS, **change.get("params", {})}
+    u = change.get("unit", {})
+    unit = WorkUnit(UNIT.prompt_id, u.get("text", UNIT.text), u.get("lang", UNIT.lang), u.get("seed", UNIT.seed))
+    assert image_key(identity, unit, params) != base
+
+
+def test_image_key_ignores_labels():
+    """prompt_id / subject / formulation name an image; they do not change its pixels."""
+    base = image_key(IDENTITY, UNIT, PARAMS)
+    assert image_key(IDENTITY, WorkUnit("other-id", "ein Foto", "de", 3, "doctor", "direct"), PARAMS) == base
+
+
+def test_keys_and_pixels_do_not_depend_on_batch_size(pipe, units, params, reference, tmp_path):
+    run = RunDir(tmp_path / "b4")
+    report = generate_into_run(pipe, units, run, params, batch_size=4, progress=False)
+    assert report.generated == 6
+    ref, got = pngs(reference), pngs(run)
+    assert sorted(ref) == sorted(got)
+    assert all(np.array_equal(ref[k], got[k]) for k in ref)
+
+
+# -- atomic files and PNG metadata ---------------------------------------------------------
+
+def test_atomic_writes_leave_no_temp_files(tmp_path):
+    target = tmp_path / "sub" / "data.bin"
+    atomic_write_bytes(target, b"one")
+    atomic_write_bytes(target, b"two")
+    atomic_write_json(tmp_path / "x.json", {"text": "中文"})
+    assert target.read_bytes() == b"two"
+    assert json.loads((tmp_path / "x.json").read_text(encoding="utf-8")) == {"text": "中文"}
+    assert all_files(tmp_path) == ["sub/data.bin", "x.json"]
+
+
+def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "data.bin"
+    atomic_write_bytes(target, b"complete")
+
+    def boom(fd):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", boom)
+    with pytest.raises(OSError):
+        atomic_write_bytes(target, b"half")
+    assert target.read_bytes() == b"complete"
+    monkeypatch.undo()
+    assert clean_temp_files(tmp_path) == 1  # the leftover temporary is recognised and removed
+    assert all_files(tmp_path) == ["data.bin"]
+
+
+@pytest.mark.parametrize("text", ["एक डॉक्टर के चेहरे की तस्वीर", "一张医生的脸部照片", "صورة لوجه طبيب",
+                                  "ein Foto vom Gesicht einer Ärztin", "emoji 🩺 and\nnewline"])
+def test_png_text_chunks_round_trip_utf8(tmp_path, text):
+    meta = {"prompt": text, "lang": "hi", "seed": "3", "params": {"steps": 2, "negative": "нет"}}
+    p = tmp_path / "x.png"
+    p.write_bytes(png_bytes(Image.new("RGB", (8, 8), (1, 2, 3)), meta))
+    got = read_png_metadata(p)
+    assert got["prompt"] == text and got["lang"] == "hi" and got["seed"] == "3"
+    assert json.loads(got["params"]) == {"steps": 2, "negative": "нет"}
+
+
+def test_run_pngs_carry_their_metadata(reference, params):
+    info = run_json(reference)
+    for row in manifest(reference).iter_rows(named=True):
+        meta = read_png_metadata(reference.path / row["path"])
+        assert meta["prompt"] == row["text"] and meta["lang"] == row["lang"]
+        assert meta["prompt_id"] == row["prompt_id"]
+        assert json.loads(meta["params"]) == info["params"]
+        assert meta["model"] == info["model"]["model"] and meta["revision"] == info["model"]["revision"]
+
+
+# -- the run directory ---------------------------------------------------------------------
+
+def test_layout_manifest_and_run_json(reference, units, params, pipe):
+    df = manifest(reference)
+    assert all_files(reference.path) == sorted(
+        ["generations.parquet", "run.json", *(f"images/{k}.png" for k in df["key"])])
+    assert_consistent(reference, 6)
+    assert set(DESIGN_COLUMNS) <= set(df.columns)
+    assert df.schema["seed"] == pl.Int64 and df.schema["seconds"] == pl.Float64
+    got = sorted(zip(df["prompt_id"], df["lang"], df["text"], df["seed"]))
+    assert got == sorted((u.prompt_id, u.lang, u.text, u.seed) for u in units)
+    assert (df["seconds"] >= 0).all()
+
+    info = run_json(reference)
+    assert info["status"] == "complete" and "finished" in info and "created" in info
+    assert info["model"] == pipe.identity()
+    assert info["model"]["revision"] and info["model"]["mode"] == "tower"
+    assert {k: info["params"][k] for k in params.as_dict()} == params.as_dict()
+    assert info["params"]["dtype"] == "float32"
+    assert info["attention"] == "sdpa" and info["batch_invariant"] is True
+    for pkg in ("torch", "diffusers", "transformers", "numpy", "polars"):
+        assert info["versions"][pkg] == metadata.version(pkg)
+    assert info["versions"]["python"]
+    assert info["counts"] == {"units": 6, "manifest_rows": 6}
+    assert len(info["invocations"]) == 1 and info["invocations"][0]["generated"] == 6
+
+
+def test_rerun_generates_nothing(pipe, units, params, tmp_path):
+    run = RunDir(tmp_path / "run")
+    generate_into_run(pipe, units, run, params, batch_size=2, progress=False)
+    before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in run.images.glob("*.png")}
+    report = generate_into_run(pipe, units, run, params, batch_size=3, progress=False)
+    assert (report.generated, report.already_done, report.recovered, report.total) == (0, 6, 0, 6)
+    assert {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in run.images.glob("*.png")} == before
+    assert_consistent(run, 6)
+    info = run_json(run)
+    assert [i["generated"] for i in info["invocations"]] == [6, 0]
+
+
+class Stop:
+    """on_image callback that simulates a kill (Ctrl-C / SIGTERM) after k images."""
+
+    def __init__(self, k: int | None = None):
+        self.k, self.keys = k, []
+
+    def __call__(self, key, unit):
+        self.keys.append(key)
+        if self.k is not None and len(self.keys) >= self.k:
+            raise KeyboardInterrupt
+
+
+def test_resume_after_interrupted_run(pipe, units, params, reference, tmp_path):
+    run = RunDir(tmp_path / "run")
+    first = Stop(3)  # batch size 2: killed half-way through the second batch
+    with pytest.raises(KeyboardInterrupt):
+        generate_into_run(pipe, units, run, params, batch_size=2, progress=False, on_image=first)
+    info = run_json(run)
+    assert info["status"] == "interrupted" and "stopped" in info and "finished" not in info
+    assert info["invocations"][-1]["status"] == "interrupted"
+    assert info["invocations"][-1]["generated"] == 3
+    for p in run.images.glob("*.png"):
+        with Image.open(p) as im:
+            im.load()  # complete and valid
+    assert_consistent(run, 3)
+    assert sorted(first.keys) == sorted(p.stem for p in run.images.glob("*.png"))
+
+    second = Stop()
+    report = generate_into_run(pipe, units, run, params, batch_size=2, progress=False, on_image=second)
+    assert (report.generated, report.already_done, report.total) == (3, 3, 6)
+    assert not set(first.keys) & set(second.keys)  # only the missing ones, none twice
+    assert_consistent(run, 6)
+    assert run_json(run)["status"] == "complete"
+    # The resumed run holds exactly the images an uninterrupted run makes.
+    ref, got = pngs(reference), pngs(run)
+    assert sorted(ref) == sorted(got) and all(np.array_equal(ref[k], got[k]) for k in ref)
+
+    third = generate_into_run(pipe, units, run, params, batch_size=2, progress=False)
+    assert third.generated == 0
+
+
+def test_orphan_pngs_recovered_without_manifest(pipe, units, params, tmp_path):
+    run = RunDir(tmp_path / "run")
+    generate_into_run(pipe, units, run, params, batch_size=3, progress=False)
+    expected = manifest(run).drop("seconds").sort("key")
+    run.manifest_path.unlink()  # killed before the manifest was written
+    spy = Stop()
+    report = generate_into_run(pipe, units, run, params, batch_size=3, progress=False, on_image=spy)
+    assert report.generated == 0 and spy.keys == []
+    assert report.recovered == 6
+    assert_consistent(run, 6)
+    assert manifest(run).drop("seconds").sort("key").equals(expected)
+
+
+def test_missing_manifest_rows_rebuilt(pipe, units, params, tmp_path):
+    run = RunDir(tmp_path / "run")
+    generate_into_run(pipe, units, run, params, batch_size=3, progress=False)
+    full = manifest(run)
+    full.head(4).write_parquet(run.manifest_path)
+    report = generate_into_run(pipe, units, run, params, progress=False)
+    assert (report.generated, report.recovered, report.already_done) == (0, 2, 4)
+    assert_consistent(run, 6)
+
+
+def test_corrupt_manifest_rebuilt(pipe, units, params, tmp_path, capsys):
+    run = RunDir(tmp_path / "run")
+    generate_into_run(pipe, units, run, params, batch_size=3, progress=False)
+    run.manifest_path.write_bytes(b"PAR1 not really parquet")
+    report = generate_into_run(pipe, units, run, params, progress=False)
+    assert (report.generated, report.recovered) == (0, 6)
+    assert "rebuilding" in capsys.readouterr().err
+    assert_consistent(run, 6)
+
+
+def test_truncated_orphan_png_regenerated(pipe, units, params, reference, tmp_path):
+    run = RunDir(tmp_path / "run")
+    generate_into_run(pipe, units, run, params, batch_size=3, progress=False)
+    run.manifest_path.unlink()
+    victim = sorted(run.images.glob("*.png"))[2]
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    spy = Stop()
+    report = generate_into_run(pipe, units, run, params, progress=False, on_image=spy)
+    assert spy.keys == [victim.stem] and report.generated == 1 and report.recovered == 5
+    assert_consistent(run, 6)
+    assert np.array_equal(pngs(run)[victim.stem], pngs(reference)[victim.stem])
+
+
+def test_foreign_png_at_a_key_regenerated(pipe, units, params, tmp_path):
+    run = RunDir(tmp_path / "run")
+    generate_into_run(pipe, units, run, params, batch_size=3, progress=False)
+    run.manifest_path.unlink()
+    victim = sorted(run.images.glob("*.png"))[0]
+    victim.write_bytes(png_bytes(Image.new("RGB", (64, 64)), {"key": "somethingelse"}))
+    spy = Stop()
+    generate_into_run(pipe, units, run, params, progress=False, on_image=spy)
+    assert spy.keys == [victim.stem]
+    assert_consistent(run, 6)
+
+
+def test_truncated_png_listed_in_manifest_regenerated(pipe, units, params, tmp_path):
+    run = RunDir(tmp_path / "run")
+    generate_into_run(pipe, units, run, params, batch_size=3, progress=False)
+    victim = sorted(run.images.glob("*.png"))[1]
+    victim.write_bytes(victim.read_bytes()[:100])
+    spy = Stop()
+    generate_into_run(pipe, units, run, params, progress=False, on_image=spy)
+    assert spy.keys == [victim.stem]
+    assert_consistent(run, 6)
+
+
+def test_deleted_png_regenerated(pipe, units, params, tmp_path):
+    run = RunDir(tmp_path / "run")
+    generate_into_run(pipe, units, run, params, batch_size=3, progress=False)
+    victim = sorted(run.images.glob("*.png"))[4]
+    victim.unlink()
+    spy = Stop()
+    generate_into_run(pipe, units, run, params, progress=False, on_image=spy)
+    assert spy.keys == [victim.stem]
+    assert_consistent(run, 6)
+
+
+def test_leftover_temp_files_cleaned(pipe, units, params, tmp_path):
+    run = RunDir(tmp_path / "run")
+    generate_into_run(pipe, units, run, params, batch_size=3, progress=False)
+    (run.images / ".abc.png.tmp-123").write_bytes(b"\x89PNG half")
+    (run.path / ".run.json.tmp-99").write_text("{")
+    (run.path / ".generations.parquet.tmp-7").write_bytes(b"PAR1")
+    report = generate_into_run(pipe, units, run, params, progress=False)
+    assert report.generated == 0
+    assert not [f for f in all_files(run.path) if "tmp" in f]
+    assert_consistent(run, 6)
+
+
+def test_overwrite_regenerates(pipe, units, params, reference, tmp_path):
+    run = RunDir(tmp_path / "run")
+    generate_into_run(pipe, units, run, params, batch_size=3, progress=False)
+    spy = Stop()
+    report = generate_into_run(pipe, units, run, params, batch_size=2, overwrite=True, progress=False,
+                               on_image=spy)
+    assert report.generated == 6 and sorted(spy.keys) == sorted(pngs(reference))
+    assert_consistent(run, 6)
+    ref, got = pngs(reference), pngs(run)
+    assert all(np.array_equal(ref[k], got[k]) for k in ref)
+
+
+def test_other_units_in_the_run_dir_are_kept(pipe, params, tmp_path):
+    run = RunDir(tmp_path / "run")
+    generate_into_run(pipe, units_for(PROMPTS[:1], 2, 0), run, params, progress=False)
+    report = generate_into_run(pipe, units_for(PROMPTS[1:2], 1, 0), run, params, progress=False)
+    assert report.generated == 1 and report.total == 1
+    assert_consistent(run, 3)
+    assert run_json(run)["counts"] == {"units": 1, "manifest_rows": 3}
+
+
+def test_units_for():
+    us = units_for([("a", "x", "en"), ("b", "y", "de")], n=3, seed=10)
+    assert [(u.prompt_id, u.seed) for u in us] == [("a", 10), ("a", 11), ("a", 12), ("b", 10), ("b", 11),
+                                                   ("b", 12)]
+
+
+def test_run_dir_errors(tmp_path, pipe, units, params):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(InputError, match="not a directory"):
+        RunDir(f)
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.run_json_path.write_text("{broken")
+    with pytest.raises(InputError, match="run.json"):
+        generate_into_run(pipe, units, run, params, progress=False)
+    assert not list(run.images.glob("*.png"))
+
+
+def test_prompts_with_identical_text_share_one_image_and_keep_a_row_each(pipe, params, tmp_path):
+    # e.g. Russian "nurse": direct and feminine forms are the same string
+    same = "Фотография лица медсестры."
+    units = [WorkUnit("nurse/ru/direct", same, "ru", 0, "nurse", "direct"),
+             WorkUnit("nurse/ru/feminine", same, "ru", 0, "nurse", "feminine")]
+    run = RunDir(tmp_path / "run")
+    report = generate_into_run(pipe, units, run, params, progress=False)
+    assert report.generated == 1 and report.total == 2
+    rows = manifest(run)
+    assert sorted(rows["prompt_id"].to_list()) == ["nurse/ru/direct", "nurse/ru/feminine"]
+    assert rows["key"].n_unique() == 1 and len(list(run.images.glob("*.png"))) == 1
+    again = generate_into_run(pipe, units, run, params, progress=False)
+    assert again.generated == 0 and again.already_done == 2
+    assert manifest(run).height == 2
