@@ -1,4 +1,11 @@
-"""The `magbig` command line: prompt sets and audit statistics.
+"""The `magbig` command line: prompt sets, audits, labels, reports and statistics.
+
+    magbig audit --config configs/audits/quick.yaml [--model --langs --formulations --subjects -n --out]
+    magbig classify RUN --classifier clip --option face_filter=true
+    magbig report RUN [--classifier NAME]
+    magbig compare RUN_A RUN_B
+    magbig stats LABELS.csv
+    magbig selftest [--cells 1000 -n 50]
 
 Same exit-code contract as `neobabel` (2 bad input, 1 runtime failure, 130 interrupted).
 """
@@ -49,18 +56,177 @@ def stats(
     labels: Annotated[Path, typer.Argument(help="labels table (.csv or .parquet)")],
     n_boot: Annotated[int, typer.Option("--n-boot", help="bootstrap replicates")] = 2000,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    classifier: Annotated[Optional[str], typer.Option("--classifier", help="use only this classifier's rows")] = None,
 ):
     """Audit statistics from a labels table made anywhere (per-image labels or counts).
 
     Columns: subject, lang, formulation, and either label (+ optional status) per image or
     n_female and n_male per prompt. Prints JSON: one object per (lang, formulation) group.
+    A table with a `classifier` column holding several classifiers (a run's labels.parquet)
+    needs --classifier.
     """
+    import polars as pl
+
     from magbig.stats import read_labels_table, summarize_labels_table
 
     if n_boot < 100:
         raise InputError(f"--n-boot {n_boot} is too few for stable intervals; use at least 100")
-    groups = summarize_labels_table(read_labels_table(labels), n_boot=n_boot, seed=seed)
+    df = read_labels_table(labels)
+    if "classifier" in df.columns:
+        names = sorted(str(v) for v in df["classifier"].drop_nulls().unique().to_list())
+        if classifier is not None:
+            if classifier not in names:
+                raise InputError(f"--classifier {classifier!r} is not in {labels} (it has: {', '.join(names)})")
+            df = df.filter(pl.col("classifier") == classifier)
+        elif len(names) > 1:
+            raise InputError(f"{labels} holds labels from several classifiers ({', '.join(names)}); "
+                             "pick one with --classifier")
+    elif classifier is not None:
+        raise InputError(f"{labels} has no classifier column; drop --classifier")
+    groups = summarize_labels_table(df, n_boot=n_boot, seed=seed)
     print(json.dumps(groups, indent=1, ensure_ascii=False))
+
+
+def _print_headline(rep, paths: dict, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def f(x, d=3):
+        return "–" if x is None or x != x else f"{x:.{d}f}"
+
+    table = Table("lang", "formulation", "subjects", "labelled", "mean p̂_female [95% CI]",
+                  "mean abs_dev [95% CI]", "noise floor", "E(max l1)", title=title)
+    for r in rep.aggregates.iter_rows(named=True):
+        table.add_row(str(r["lang"]), str(r["formulation"]), str(r["n_subjects"]), str(r["n_images"]),
+                      f"{f(r['mean_p_female'])} [{f(r['mean_p_female_low'])}, {f(r['mean_p_female_high'])}]",
+                      f"{f(r['mean_abs_dev'])} [{f(r['mean_abs_dev_low'])}, {f(r['mean_abs_dev_high'])}]",
+                      f(r["mean_noise_floor"]), f(r.get("exp_max_l1")))
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)
+    console.print(table)
+    faces = ", ".join(f"{k}: {v}" for k, v in rep.summary()["face_filter"].items())
+    console.print(f"classifier {rep.classifier}; images {rep.face_counts.get('n_images', 0)} ({faces})")
+    console.print(f"report: {paths['report.html']}  summary: {paths['summary.json']}")
+
+
+def _parse_options(options: list[str] | None) -> dict:
+    import yaml
+
+    out = {}
+    for item in options or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--option {item!r} is not KEY=VALUE; e.g. --option detector_backend=opencv")
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out
+
+
+@app.command()
+def audit(
+    config: Annotated[Path, typer.Option("--config", "-c", help="audit YAML (configs/audits/*.yaml)")],
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="preset, model folder, or oracle")] = None,
+    langs: Annotated[Optional[str], typer.Option("--langs", help="comma-separated codes, or all")] = None,
+    formulations: Annotated[Optional[str], typer.Option("--formulations", help="comma-separated, or all")] = None,
+    subjects: Annotated[Optional[str], typer.Option("--subjects", help="comma-separated, all, or world")] = None,
+    n: Annotated[Optional[int], typer.Option("-n", help="images per prompt")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="run directory (default runs/audit-NAME)")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b")] = None,
+    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or auto")] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+):
+    """Generate n images per prompt, classify them and write the report (rerun to resume)."""
+    from magbig.audit import load_audit_config, report, run_audit
+
+    spec = load_audit_config(config, model=model, langs=langs, formulations=formulations,
+                             subjects=subjects, n=n, seed=seed, batch_size=batch_size, device=device)
+    out = out or Path("runs") / f"audit-{spec.name}"
+    run_dir = run_audit(spec, out, progress=progress, report_files=False)
+    res = report(run_dir, n_boot=spec.n_boot)
+    _print_headline(res["report"], res["paths"], f"audit {spec.name}: {spec.model}")
+    info = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8")).get("audit_result", {})
+    if spec.face_policy == "reject":
+        print(f"rejection sampling: {info.get('rejected_tries', 0)} rejected tries, "
+              f"{info.get('slots_cap_reached', 0)} slots reached max_tries={spec.max_tries} "
+              f"(rejections.parquet)")
+    print(f"run directory: {run_dir}")
+
+
+@app.command()
+def classify(
+    run: Annotated[Path, typer.Argument(help="run directory")],
+    classifier: Annotated[str, typer.Option("--classifier", help="deepface, clip or world")],
+    option: Annotated[Optional[list[str]], typer.Option("--option", help="KEY=VALUE classifier option (repeat)")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="re-label images already labelled")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+):
+    """Label a run's images with a classifier, without regenerating anything."""
+    from magbig.audit import relabel
+
+    res = relabel(run, classifier, _parse_options(option), overwrite=overwrite, progress=progress)
+    print(json.dumps(res, indent=1, ensure_ascii=False))
+    print(f"report for these labels: magbig report {run} --classifier {res['classifier']}", file=sys.stderr)
+
+
+@app.command()
+def report(
+    run: Annotated[Path, typer.Argument(help="run directory")],
+    classifier: Annotated[Optional[str], typer.Option("--classifier", help="whose labels (default: the audit's first)")] = None,
+    n_boot: Annotated[Optional[int], typer.Option("--n-boot", help="bootstrap replicates")] = None,
+):
+    """Rebuild summary.json, report.html and report.md from a run's labels."""
+    from magbig.audit import report as build
+
+    if n_boot is not None and n_boot < 100:
+        raise InputError(f"--n-boot {n_boot} is too few for stable intervals; use at least 100")
+    res = build(run, classifier, n_boot=n_boot)
+    _print_headline(res["report"], res["paths"], f"{run} ({res['classifier']})")
+
+
+@app.command()
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="run directory A (the reference)")],
+    run_b: Annotated[Path, typer.Argument(help="run directory B")],
+    classifier: Annotated[Optional[str], typer.Option("--classifier", help="whose labels (default: each run's first)")] = None,
+    n_boot: Annotated[int, typer.Option("--n-boot")] = 2000,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+):
+    """Paired comparison of per-prompt abs_dev between two runs (B − A); prints JSON."""
+    from magbig.audit import compare as run_compare
+
+    if n_boot < 100:
+        raise InputError(f"--n-boot {n_boot} is too few for stable intervals; use at least 100")
+    print(json.dumps(run_compare(run_a, run_b, classifier, n_boot=n_boot, seed=seed), indent=1,
+                     ensure_ascii=False))
+
+
+@app.command()
+def selftest(
+    cells: Annotated[int, typer.Option("--cells", help="simulated prompts with known shares")] = 1000,
+    n: Annotated[int, typer.Option("-n", help="images per cell")] = 50,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    n_boot: Annotated[int, typer.Option("--n-boot")] = 1000,
+    confidence: Annotated[float, typer.Option("--confidence", help="nominal interval level")] = 0.95,
+    render_pool: Annotated[Optional[int], typer.Option("--render-pool", help="reuse this many layouts (faster)")] = None,
+):
+    """Check the audit's intervals on oracle images with known shares; prints coverage JSON.
+
+    Exits 1 when a coverage falls outside its expected band (or the reader misreads an image).
+    """
+    from magbig.selftest import selftest as run_selftest
+
+    if n_boot < 100:
+        raise InputError(f"--n-boot {n_boot} is too few for stable intervals; use at least 100")
+    res = run_selftest(cells, n, seed, confidence=confidence, n_boot=n_boot, render_pool=render_pool)
+    print(json.dumps(res, indent=1))
+    if not res["pass"]:
+        print("magbig: selftest: coverage outside the expected band", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main() -> None:

@@ -178,6 +178,17 @@ def world_train(
     console.print(f"model written to {model_dir} (load it with --model {model_dir})")
 
 
+@world_app.command("export")
+def world_export(
+    out: Annotated[Path, typer.Option("--out", help="training directory")] = Path("runs/world-train"),
+    export_to: Annotated[Optional[Path], typer.Option("--export-to", help="where to write the model")] = None,
+):
+    """Export the latest checkpoint's EMA weights as a BabelPipeline folder."""
+    from neobabel.world.train import export_checkpoint
+
+    console.print(f"model written to {export_checkpoint(out, export_to)}")
+
+
 @world_app.command("eval")
 def world_eval(
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="preset name or model folder")] = None,

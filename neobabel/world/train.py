@@ -64,7 +64,7 @@ class WorldTrainConfig(BaseModel):
     threads: int | None = None
     portrait_fraction: float = 0.35
     color_mention_prob: float = 0.5
-    sample_steps: int = 10
+    sample_steps: int = 20
     sample_guidance: float = 2.0
     tower: TowerSpec = TowerSpec()
     unet: UNetSpec = UNetSpec()
@@ -250,7 +250,7 @@ def train(cfg: WorldTrainConfig, out: str | Path, device: str = "cpu", progress:
 
 
 def export(cfg, out: Path, tower, unet, vae, ema, export_to, step: int, seconds: float) -> Path:
-    from diffusers import DPMSolverMultistepScheduler
+    from diffusers import DDIMScheduler
 
     from neobabel.backbones import assemble
     from neobabel.pipeline import BabelPipeline
@@ -260,11 +260,15 @@ def export(cfg, out: Path, tower, unet, vae, ema, export_to, step: int, seconds:
     unet.load_state_dict({k[len("unet."):]: v for k, v in ema.items() if k.startswith("unet.")})
     tower.cpu().eval()
     unet.cpu().eval()
-    sched = DPMSolverMultistepScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
-                                        prediction_type="epsilon", algorithm_type="dpmsolver++")
+    # The cosine schedule's alpha-bar is ~0 at t=999, so a sampler's x0 estimate
+    # (x - sigma*eps)/alpha amplifies errors ~1000x on the first step; in pixel space x0 lies in
+    # [-1, 1], so it is clipped there (diffusers' thresholding with sample_max_value=1, carried
+    # into any scheduler swapped in with --scheduler that supports it).
+    sched = DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="epsilon",
+                          clip_sample=True, thresholding=True, sample_max_value=1.0, steps_offset=1)
     pipe = BabelPipeline(assemble("sd", unet, vae, sched), tower, family="sd", name="world",
                          defaults=GenerationDefaults(steps=cfg.sample_steps, guidance=cfg.sample_guidance,
-                                                     width=cfg.size, height=cfg.size, scheduler="dpm++"))
+                                                     width=cfg.size, height=cfg.size, scheduler="ddim"))
     target = Path(export_to) if export_to else out / "model"
     tmp = target.with_name(target.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -276,6 +280,22 @@ def export(cfg, out: Path, tower, unet, vae, ema, export_to, step: int, seconds:
         shutil.rmtree(target)
     os.replace(tmp, target)
     return target
+
+
+def export_checkpoint(out: str | Path, export_to: str | Path | None = None) -> Path:
+    """Export the EMA weights of `out/checkpoint` (e.g. while training continues elsewhere)."""
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    out = Path(out)
+    ck = out / "checkpoint"
+    if not (ck / "state.json").is_file():
+        raise InputError(f"{out} has no checkpoint; train first with `neobabel world train --out {out}`")
+    state = json.loads((ck / "state.json").read_text())
+    cfg = WorldTrainConfig(**state["config"])
+    tower, unet, vae, _ = build_models(cfg, AutoTokenizer.from_pretrained(out / "tokenizer"))
+    ema = load_file(str(ck / "ema.safetensors"))
+    return export(cfg, out, tower, unet, vae, ema, export_to, int(state["step"]), float(state["elapsed_s"]))
 
 
 class _Bar:

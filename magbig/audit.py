@@ -1,0 +1,772 @@
+"""Audits: n images per prompt -> run directory -> perceived-gender labels -> report.
+
+``run_audit(spec, out)`` is one resumable command over one run directory (design.md, "Run
+directory contract"):
+
+1. select prompts (built-in set, an official MAGBIG folder or the Hub) by set, languages,
+   formulations and subjects (``subjects: world`` = the 12 occupations of the Babel world);
+2. one work unit per (prompt, image slot i), seed ``seed + i``; images are generated through
+   :func:`neobabel.runs.generate_into_run` (content keys, atomic writes, skips keys done);
+3. every image not yet labelled by a classifier (same name and same configuration) is
+   classified and its rows are appended to ``labels.parquet`` — one row per (key,
+   classifier), never duplicated — after every classifier batch (see :class:`LabelStore`);
+4. face policy ``keep`` (default): every image is in the audit with its face status.
+   ``reject`` is MAGBIG's rejection sampling: slot i of a prompt tries seeds
+   ``seed + i``, ``seed + i + n``, ``seed + i + 2n``, … until the FIRST classifier sees exactly
+   one face (status ``ok`` or ``uncertain`` with ``faces == 1``), at most ``max_tries`` times.
+   Every failed try is logged in ``rejections.parquet``. The statistics use, per slot, the
+   accepted image; when all ``max_tries`` tries failed, the last one stays in the audit (it
+   counts in the face-filter denominators as ``no_face`` / ``multiple_faces``, never in
+   p̂_female) and its rejection row has ``cap_reached = true``;
+5. ``summary.json``, ``report.html`` and ``report.md`` from :mod:`magbig.report` on the
+   first classifier's labels; ``run.json`` records the audit spec, the prompt set and every
+   classifier's ``config()``.
+
+Which images are "in the audit" is recorded in ``units.parquet`` (one row per prompt slot and
+try: prompt_id, subject, lang, formulation, text, slot, attempt, seed, key, in_audit);
+``labels.parquet`` holds every labelled image, rejected tries included, so the statistics
+always join ``units`` (``in_audit``) with ``labels`` (one classifier): :func:`audit_frame`.
+Two prompts with the same text and language (e.g. a language whose direct form is already
+feminine) share their images: same text, language and seed give the same pixels.
+
+A kill at any point loses at most the batch in flight; rerunning the same command resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from neobabel.errors import InputError
+from neobabel.runs import (
+    RunDir, WorkUnit, atomic_write_parquet, clean_temp_files, generate_into_run, image_key,
+)
+
+__all__ = [
+    "AuditSpec",
+    "ClassifierSpec",
+    "LABELS_COLUMNS",
+    "LabelStore",
+    "audit_frame",
+    "compare",
+    "compare_to_planted",
+    "load_audit_config",
+    "load_pipeline",
+    "relabel",
+    "report",
+    "run_audit",
+    "select_prompts",
+]
+
+FACE_OK_STATUSES = ("ok", "uncertain")
+
+#: labels.parquet: one row per (key, classifier).
+LABELS_COLUMNS: dict[str, pl.DataType] = {
+    "key": pl.String, "prompt_id": pl.String, "subject": pl.String, "lang": pl.String,
+    "formulation": pl.String, "seed": pl.Int64, "classifier": pl.String, "config_id": pl.String,
+    "faces": pl.Int64, "status": pl.String, "p_female": pl.Float64, "label": pl.String,
+    "detail": pl.String,
+}
+#: units.parquet: one row per (prompt, slot, attempt).
+UNITS_COLUMNS: dict[str, pl.DataType] = {
+    "prompt_id": pl.String, "subject": pl.String, "lang": pl.String, "formulation": pl.String,
+    "text": pl.String, "slot": pl.Int64, "attempt": pl.Int64, "seed": pl.Int64, "key": pl.String,
+    "in_audit": pl.Boolean,
+}
+#: rejections.parquet: one row per failed try of rejection sampling.
+REJECTIONS_COLUMNS: dict[str, pl.DataType] = {
+    "prompt_id": pl.String, "subject": pl.String, "lang": pl.String, "formulation": pl.String,
+    "slot": pl.Int64, "attempt": pl.Int64, "seed": pl.Int64, "key": pl.String,
+    "classifier": pl.String, "faces": pl.Int64, "status": pl.String, "cap_reached": pl.Boolean,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# the spec
+
+
+def _default_model() -> str:
+    from neobabel.cli import default_model
+
+    return default_model()
+
+
+class ClassifierSpec(BaseModel):
+    """One classifier of an audit: a backend name of :func:`magbig.classify.get_classifier`
+    and its options (e.g. ``{name: deepface, options: {detector_backend: opencv}}``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    def build(self):
+        from magbig.classify import get_classifier
+
+        return get_classifier(self.name, **self.options)
+
+
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*(?:[x×]\s*(\d+))?\s*$", re.IGNORECASE)
+
+
+class AuditSpec(BaseModel):
+    """An audit, as written in ``configs/audits/*.yaml`` (unknown fields are errors).
+
+    ``langs`` / ``formulations``: lists (or comma-separated strings) or ``all``;
+    ``subjects``: list, ``all`` or ``world`` (the Babel world's 12 occupations). ``n`` images
+    per prompt with seeds ``seed .. seed+n-1``. ``steps`` / ``guidance`` / ``size`` /
+    ``scheduler`` override the model's defaults. ``model: oracle`` renders world portraits
+    with the planted shares of ``configs/world/bias.yaml`` (no diffusion; see
+    :mod:`magbig.selftest`).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "audit"
+    model: str = Field(default_factory=_default_model)
+    prompts: str = "builtin"
+    set: Literal["occupations", "traits"] = "occupations"
+    langs: list[str] | Literal["all"] = "all"
+    formulations: list[str] | Literal["all"] = "all"
+    subjects: list[str] | Literal["all", "world"] = "all"
+    n: int = Field(100, ge=1)
+    seed: int = Field(0, ge=0)
+    steps: int | None = Field(None, ge=1)
+    guidance: float | None = Field(None, ge=0)
+    size: str | None = None
+    scheduler: str | None = None
+    batch_size: int = Field(8, ge=1)
+    device: str = "cpu"
+    classifiers: list[ClassifierSpec] = Field(
+        default_factory=lambda: [ClassifierSpec(name="deepface")], min_length=1)
+    face_policy: Literal["keep", "reject"] = "keep"
+    max_tries: int = Field(5, ge=1)
+    n_boot: int = Field(2000, ge=100)
+
+    @field_validator("langs", "formulations", "subjects", mode="before")
+    @classmethod
+    def _list_or_keyword(cls, v):
+        if isinstance(v, str):
+            if v.strip().lower() in ("all", "world"):
+                return v.strip().lower()
+            v = [p for p in v.split(",")]
+        if isinstance(v, (list, tuple)):
+            items = [str(x).strip() for x in v if str(x).strip()]
+            if not items:
+                raise ValueError("must list at least one value (or say all)")
+            return items
+        return v
+
+    @field_validator("model", "name", "prompts")
+    @classmethod
+    def _non_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v.strip()
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _size(cls, v):
+        if v is None:
+            return None
+        m = _SIZE_RE.match(str(v))
+        if not m:
+            raise ValueError(f"{v!r} is not WIDTHxHEIGHT (e.g. 512x512)")
+        w = int(m[1])
+        return f"{w}x{int(m[2] or w)}"
+
+    @field_validator("classifiers", mode="before")
+    @classmethod
+    def _classifier_shorthand(cls, v):
+        # `classifiers: [world]` or `classifiers: world` as shorthand for {name: world}
+        if isinstance(v, str):
+            v = [v]
+        if isinstance(v, list):
+            return [{"name": c} if isinstance(c, str) else c for c in v]
+        return v
+
+    def width_height(self) -> tuple[int | None, int | None]:
+        if self.size is None:
+            return None, None
+        w, h = self.size.split("x")
+        return int(w), int(h)
+
+
+def _format_validation_error(e: ValidationError, where: str) -> str:
+    errors = e.errors()
+    first = errors[0]
+    loc = [x for x in first["loc"] if isinstance(x, int) or x in AuditSpec.model_fields
+           or x in ClassifierSpec.model_fields]
+    field = ".".join(str(x) for x in loc) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        allowed = ", ".join(AuditSpec.model_fields) if len(first["loc"]) == 1 else "name, options"
+        msg = f"unknown field {first['loc'][-1]!r} (allowed: {allowed})"
+    else:
+        msg = f"{field} = {first.get('input')!r}: {first['msg']}"
+    others = len({tuple(err["loc"][:1]) for err in errors}) - 1
+    extra = f" (and {others} more field(s))" if others > 0 else ""
+    return f"{where}: {msg}{extra}; fix the config"
+
+
+def _spec_classifier_name(c: dict) -> str:
+    """The ``classifier`` column value a ClassifierSpec produces (its alias, else the backend)."""
+    alias = (c.get("options") or {}).get("alias")
+    return str(alias).strip() if alias else str(c.get("name", "")).strip().lower()
+
+
+def _check_values(spec: AuditSpec) -> AuditSpec:
+    """Normalize languages and formulations (one-line InputErrors for unknown ones)."""
+    from magbig.prompts import FORMULATIONS
+    from neobabel.languages import normalize_lang
+
+    updates: dict[str, Any] = {}
+    if spec.langs != "all":
+        updates["langs"] = list(dict.fromkeys(normalize_lang(v) for v in spec.langs))
+    if spec.formulations != "all":
+        forms = []
+        for f in spec.formulations:
+            key = f.strip().lower().replace("-", "_")
+            key = "gender_star" if key == "star" else key
+            if key not in FORMULATIONS:
+                raise InputError(f"unknown formulation {f!r}; use one of: {', '.join(FORMULATIONS)}")
+            forms.append(key)
+        updates["formulations"] = list(dict.fromkeys(forms))
+    names = [_spec_classifier_name(c.model_dump()) for c in spec.classifiers]
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup:
+        raise InputError(f"two classifiers are named {dup!r}; give one an options.alias so their labels "
+                         "stay apart")
+    return spec.model_copy(update=updates) if updates else spec
+
+
+def make_spec(data: dict, where: str = "audit spec") -> AuditSpec:
+    try:
+        spec = AuditSpec.model_validate(data)
+    except ValidationError as e:
+        raise InputError(_format_validation_error(e, where)) from None
+    return _check_values(spec)
+
+
+def load_audit_config(path: str | os.PathLike, **overrides) -> AuditSpec:
+    """Read and validate an audit YAML; keyword overrides (None = not given) win over it."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"audit config {path} not found; pass a YAML file such as configs/audits/quick.yaml")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise InputError(f"audit config {path} is not valid YAML{where} ({problem}); fix the syntax") from None
+    except UnicodeDecodeError:
+        raise InputError(f"audit config {path} is not UTF-8 text; save it as UTF-8 YAML") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise InputError(f"audit config {path} must be a YAML mapping of fields (name:, model:, n:, …), "
+                         f"not a {type(data).__name__}")
+    data.setdefault("name", path.stem)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return make_spec(data, where=f"audit config {path}")
+
+
+# --------------------------------------------------------------------------------------------
+# prompts and model
+
+
+def select_prompts(spec: AuditSpec, prompts=None):
+    """The spec's prompts from its source (or from ``prompts``, a PromptSet)."""
+    from magbig.prompts import load_prompts
+    from neobabel.world.spec import OCCUPATIONS
+
+    ps = load_prompts(prompts if prompts is not None else spec.prompts)
+    subjects = None if spec.subjects == "all" else list(OCCUPATIONS) if spec.subjects == "world" else spec.subjects
+    sel = ps.select(langs=None if spec.langs == "all" else spec.langs,
+                    formulations=None if spec.formulations == "all" else spec.formulations,
+                    subjects=subjects, set=spec.set)
+    if len(sel) == 0:
+        raise InputError(
+            f"no prompts in {ps.name!r} match set={spec.set}, langs={spec.langs}, formulations="
+            f"{spec.formulations}, subjects={spec.subjects}; list what exists with `magbig prompts`")
+    return sel
+
+
+def load_pipeline(spec: AuditSpec, prompts=None):
+    """The spec's model: ``oracle`` or anything BabelPipeline.from_pretrained loads."""
+    if spec.model == "oracle":
+        from magbig.selftest import OraclePipeline
+
+        pipe = OraclePipeline.from_bias_table()
+        if prompts is not None:
+            unknown = [p for p in prompts if not pipe.knows(p.text, p.lang)]
+            if unknown:
+                raise InputError(
+                    f"model 'oracle' has no planted share for prompt {unknown[0].id!r} ({len(unknown)} "
+                    "such); it renders only the world bias table's prompts: use subjects: world with "
+                    "the built-in prompts")
+        return pipe
+    from neobabel.pipeline import BabelPipeline
+
+    device = spec.device
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return BabelPipeline.from_pretrained(spec.model, device=device)
+
+
+# --------------------------------------------------------------------------------------------
+# labels.parquet
+
+
+def config_id(classifier) -> str:
+    """Short hash of a classifier's configuration, minus what does not change its labels."""
+    cfg = {k: v for k, v in classifier.config().items() if k not in ("batch_size", "device")}
+    blob = json.dumps(cfg, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
+
+
+class LabelStore:
+    """``labels.parquet`` with crash-safe appends.
+
+    Each classifier batch is written at once, atomically, as a small part file under
+    ``.labels-parts/``; parts are merged into ``labels.parquet`` (atomically, then deleted)
+    every ``merge_every`` parts and whenever a labelling pass ends, however it ends. Reading
+    merges ``labels.parquet`` and any leftover parts and keeps, per (key, classifier), the
+    newest row. So a kill loses at most the batch in flight, and nothing is ever duplicated.
+    """
+
+    def __init__(self, run_path: str | os.PathLike, merge_every: int = 64):
+        self.run_path = Path(run_path)
+        self.path = self.run_path / "labels.parquet"
+        self.parts_dir = self.run_path / ".labels-parts"
+        self.merge_every = merge_every
+        self._counter = 0
+        clean_temp_files(self.parts_dir)
+
+    def _parts(self) -> list[Path]:
+        return sorted(self.parts_dir.glob("*.parquet")) if self.parts_dir.is_dir() else []
+
+    def _read(self, path: Path) -> pl.DataFrame:
+        try:
+            return pl.read_parquet(path)
+        except Exception as e:
+            raise InputError(f"{path} is unreadable ({type(e).__name__}); delete it and rerun to "
+                             "re-label the images") from None
+
+    def frame(self) -> pl.DataFrame:
+        frames = [self._read(self.path)] if self.path.is_file() else []
+        frames += [self._read(p) for p in self._parts()]
+        frames = [f for f in frames if f.height]
+        if not frames:
+            return pl.DataFrame(schema=LABELS_COLUMNS)
+        df = pl.concat(frames, how="diagonal_relaxed")
+        return df.unique(subset=["key", "classifier"], keep="last", maintain_order=True)
+
+    def append(self, df: pl.DataFrame) -> None:
+        if df.height == 0:
+            return
+        self.parts_dir.mkdir(parents=True, exist_ok=True)
+        self._counter += 1
+        name = f"{time.time_ns():020d}-{os.getpid()}-{self._counter:06d}.parquet"
+        atomic_write_parquet(df, self.parts_dir / name)
+        if len(self._parts()) >= self.merge_every:
+            self.merge()
+
+    def merge(self) -> None:
+        parts = self._parts()
+        if not parts:
+            return
+        df = self.frame()
+        atomic_write_parquet(df.sort(["classifier", "key"]), self.path)
+        for p in parts:
+            p.unlink(missing_ok=True)
+        try:
+            self.parts_dir.rmdir()
+        except OSError:
+            pass
+
+    def done_keys(self, classifier: str, cid: str | None = None) -> set[str]:
+        df = self.frame().filter(pl.col("classifier") == classifier)
+        if cid is not None and "config_id" in df.columns:
+            df = df.filter(pl.col("config_id") == cid)
+        return set(df["key"].to_list())
+
+
+class _bar:
+    """A rich progress bar (no-op when disabled)."""
+
+    def __init__(self, enabled: bool, total: int, what: str):
+        self.enabled, self.total, self.what = enabled and total > 0, total, what
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda n: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._p = Progress(TextColumn(self.what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                           console=_stderr_console())
+        self._p.__enter__()
+        task = self._p.add_task(self.what, total=self.total)
+        return lambda n: self._p.advance(task, n)
+
+    def __exit__(self, *exc):
+        if hasattr(self, "_p"):
+            self._p.__exit__(*exc)
+        return False
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def label_images(run: RunDir, store: LabelStore, classifier, rows: Sequence[dict], *,
+                 overwrite: bool = False, progress: bool = False) -> int:
+    """Classify the manifest ``rows`` not yet labelled by ``classifier`` (same name and
+    config); append each batch to ``store``; merge at the end. Returns how many were labelled."""
+    cid = config_id(classifier)
+    have = set() if overwrite else store.done_keys(classifier.name, cid)
+    todo, seen = [], set()
+    for r in rows:
+        if r["key"] not in have and r["key"] not in seen:
+            seen.add(r["key"])
+            todo.append(r)
+    if not todo:
+        return 0
+    bs = classifier.batch_size
+    try:
+        with _bar(progress, len(todo), f"labelling ({classifier.name})") as advance:
+            for start in range(0, len(todo), bs):
+                chunk = todo[start:start + bs]
+                results = classifier.classify([run.path / r["path"] for r in chunk],
+                                              keys=[r["key"] for r in chunk], batch_size=bs)
+                frame = pl.DataFrame([{
+                    "key": r["key"], "prompt_id": r.get("prompt_id"), "subject": r.get("subject"),
+                    "lang": r.get("lang"), "formulation": r.get("formulation"), "seed": r.get("seed"),
+                    "classifier": res.classifier, "config_id": cid, "faces": res.faces,
+                    "status": res.status, "p_female": res.p_female, "label": res.label,
+                    "detail": res.detail,
+                } for r, res in zip(chunk, results)], schema=LABELS_COLUMNS)
+                store.append(frame)
+                advance(len(chunk))
+    finally:
+        store.merge()
+    return len(todo)
+
+
+# --------------------------------------------------------------------------------------------
+# running an audit
+
+
+def _open_run(run_dir: str | os.PathLike) -> RunDir:
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise InputError(f"run directory {path} not found; pass the --out folder of `magbig audit`")
+    run = RunDir(path)
+    if not run.manifest_path.is_file():
+        raise InputError(f"{path} is not a run directory (no generations.parquet); pass the --out folder "
+                         "of `magbig audit` or `neobabel generate`")
+    return run
+
+
+def _update_run_json(run: RunDir, **fields) -> dict:
+    info = run.read_run_json()
+    info.update(fields)
+    run.write_run_json(info)
+    return info
+
+
+def _record_classifiers(info: dict, configs: Iterable[dict]) -> list[dict]:
+    known = {c.get("name"): c for c in info.get("classifiers", []) if isinstance(c, dict)}
+    for cfg in configs:
+        known[cfg["name"]] = cfg
+    return list(known.values())
+
+
+def run_audit(spec: AuditSpec, out: str | os.PathLike, progress: bool = True, *, pipeline=None,
+              prompts=None, report_files: bool = True) -> Path:
+    """Generate, classify and report (module docstring). Rerun to resume. Returns ``out``.
+
+    ``pipeline`` (an object with BabelPipeline's interface, e.g. an OraclePipeline) replaces
+    loading ``spec.model``; ``prompts`` (a PromptSet) replaces loading ``spec.prompts``.
+    """
+    spec = _check_values(spec)
+    run = RunDir(out)
+    ps = select_prompts(spec, prompts)
+    # Everything that can be wrong with the input fails here, before any image is made.
+    classifiers = [c.build() for c in spec.classifiers]
+    pipe = pipeline if pipeline is not None else load_pipeline(spec, ps)
+    if pipeline is None and spec.model == "tiny-random":
+        from neobabel.cli import UNTRAINED_NOTICE
+
+        print(UNTRAINED_NOTICE, file=sys.stderr)
+    w, h = spec.width_height()
+    params = pipe.resolve_params(spec.steps, spec.guidance, w, h, spec.scheduler)
+    identity = pipe.identity()
+    param_dict = {**params.as_dict(), "dtype": str(pipe.dtype).replace("torch.", "")}
+    n, reject = spec.n, spec.face_policy == "reject"
+    tries = spec.max_tries if reject else 1
+    primary = classifiers[0]
+    store = LabelStore(run.path)
+    run_spec = {
+        "command": "magbig audit",
+        "audit": spec.model_dump(mode="json"),
+        "prompt_set": {"name": ps.name, "version": ps.version, "source": ps.source, "count": len(ps),
+                       "langs": ps.langs, "formulations": ps.formulations,
+                       "subjects": len(ps.subjects)},
+        "images_per_prompt": n, "base_seed": spec.seed, "batch_size": spec.batch_size,
+        "audit_status": "running",
+    }
+    unit_rows: list[dict] = []
+    rejections: list[dict] = []
+    pending = [(p, i) for p in ps for i in range(n)]
+    try:
+        for attempt in range(tries):
+            if not pending:
+                break
+            units = [WorkUnit(p.id, p.text, p.lang, spec.seed + i + attempt * n, p.subject, p.formulation)
+                     for p, i in pending]
+            keys = [image_key(identity, u, param_dict) for u in units]
+            generate_into_run(pipe, units, run, params, batch_size=spec.batch_size, progress=progress,
+                              spec=run_spec)
+            by_key = {r["key"]: r for r in run.load_manifest().iter_rows(named=True)}
+            missing = [k for k in keys if k not in by_key]
+            if missing:
+                raise RuntimeError(f"image {missing[0]} is not in {run.manifest_path} after generation")
+            info = run.read_run_json()
+            _update_run_json(run, classifiers=_record_classifiers(info, [c.config() for c in classifiers]))
+            label_images(run, store, primary, [by_key[k] for k in keys], progress=progress)
+            lab = {r["key"]: r for r in store.frame().filter(pl.col("classifier") == primary.name)
+                   .iter_rows(named=True)}
+            still = []
+            last = attempt == tries - 1
+            for (p, i), u, k in zip(pending, units, keys):
+                row = lab[k]
+                face_ok = row["faces"] == 1 and row["status"] in FACE_OK_STATUSES
+                accepted = face_ok or not reject
+                unit_rows.append({"prompt_id": p.id, "subject": p.subject, "lang": p.lang,
+                                  "formulation": p.formulation, "text": p.text, "slot": i,
+                                  "attempt": attempt, "seed": u.seed, "key": k,
+                                  "in_audit": accepted or last})
+                if reject and not face_ok:
+                    rejections.append({"prompt_id": p.id, "subject": p.subject, "lang": p.lang,
+                                       "formulation": p.formulation, "slot": i, "attempt": attempt,
+                                       "seed": u.seed, "key": k, "classifier": primary.name,
+                                       "faces": row["faces"], "status": row["status"], "cap_reached": last})
+                    if not last:
+                        still.append((p, i))
+            pending = still
+            atomic_write_parquet(pl.DataFrame(unit_rows, schema=UNITS_COLUMNS), run.path / "units.parquet")
+            atomic_write_parquet(pl.DataFrame(rejections, schema=REJECTIONS_COLUMNS),
+                                 run.path / "rejections.parquet")
+        in_audit = [r for r in unit_rows if r["in_audit"]]
+        by_key = {r["key"]: r for r in run.load_manifest().iter_rows(named=True)}
+        audit_rows = [by_key[k] for k in dict.fromkeys(r["key"] for r in in_audit)]
+        for clf in classifiers[1:]:
+            label_images(run, store, clf, audit_rows, progress=progress)
+    except KeyboardInterrupt:
+        _update_run_json(run, audit_status="interrupted")
+        raise
+    except BaseException:
+        _update_run_json(run, audit_status="failed")
+        raise
+    capped = sum(1 for r in rejections if r["cap_reached"])
+    _update_run_json(run, audit_status="complete", audit_result={
+        "prompts": len(ps), "slots": len(ps) * n, "images_generated": len({r["key"] for r in unit_rows}),
+        "images_in_audit": len(in_audit), "rejected_tries": len(rejections), "slots_cap_reached": capped,
+        "face_policy": spec.face_policy, "max_tries": tries})
+    if report_files:
+        report(run.path, n_boot=spec.n_boot)
+    return run.path
+
+
+# --------------------------------------------------------------------------------------------
+# after the run: frames, relabel, report, compare
+
+
+def _units(run: RunDir) -> pl.DataFrame:
+    path = run.path / "units.parquet"
+    if path.is_file():
+        return pl.read_parquet(path)
+    # A run made by `neobabel generate`: every image is in the audit.
+    m = run.load_manifest()
+    return m.select(
+        "prompt_id",
+        pl.coalesce(pl.col("subject"), pl.col("prompt_id")).alias("subject"), "lang",
+        pl.coalesce(pl.col("formulation"), pl.lit("unspecified")).alias("formulation"), "text",
+        pl.lit(None, pl.Int64).alias("slot"), pl.lit(0, pl.Int64).alias("attempt"), "seed", "key",
+        pl.lit(True).alias("in_audit"),
+    )
+
+
+def classifier_names(run_dir: str | os.PathLike) -> list[str]:
+    """Classifiers with labels in the run, the audit's first classifier first."""
+    run = _open_run(run_dir)
+    labels = LabelStore(run.path).frame()
+    present = labels["classifier"].unique(maintain_order=True).to_list()
+    audit = run.read_run_json().get("audit") or {}
+    order = [_spec_classifier_name(c) for c in audit.get("classifiers", [])]
+    return [c for c in order if c in present] + [c for c in present if c not in order]
+
+
+def audit_frame(run_dir: str | os.PathLike, classifier: str | None = None) -> pl.DataFrame:
+    """The images in the audit (``units.in_audit``) joined with ONE classifier's labels
+    (default: the audit's first). Images not labelled yet are left out."""
+    run = _open_run(run_dir)
+    names = classifier_names(run.path)
+    if not names:
+        raise InputError(f"run {run.path} has no labels yet; label it with `magbig classify {run.path} "
+                         "--classifier NAME`")
+    name = classifier or names[0]
+    if name not in names:
+        raise InputError(f"run {run.path} has no labels from classifier {name!r} (it has: {', '.join(names)}); "
+                         f"label it with `magbig classify {run.path} --classifier {name}`")
+    lab = LabelStore(run.path).frame().filter(pl.col("classifier") == name).select(
+        "key", "classifier", "faces", "status", "p_female", "label", "detail")
+    units = _units(run).filter(pl.col("in_audit"))
+    return units.join(lab, on="key", how="inner")
+
+
+def relabel(run_dir: str | os.PathLike, classifier: str, options: dict | None = None, *,
+            overwrite: bool = False, progress: bool = True) -> dict:
+    """Label every image of a run with a classifier (``magbig classify``); nothing is
+    regenerated. Images already labelled by the same classifier name and configuration are
+    skipped unless ``overwrite``; a changed configuration replaces the old rows."""
+    from magbig.classify import get_classifier
+
+    run = _open_run(run_dir)
+    clf = get_classifier(classifier, **(options or {}))
+    rows = list(run.load_manifest().iter_rows(named=True))
+    store = LabelStore(run.path)
+    labelled = label_images(run, store, clf, rows, overwrite=overwrite, progress=progress)
+    info = run.read_run_json()
+    _update_run_json(run, classifiers=_record_classifiers(info, [clf.config()]))
+    counts = (store.frame().filter(pl.col("classifier") == clf.name).group_by("status").len()
+              .sort("status"))
+    return {"run": str(run.path), "classifier": clf.name, "config_id": config_id(clf), "images": len(rows),
+            "labelled_now": labelled, "already_labelled": len({r["key"] for r in rows}) - labelled,
+            "statuses": dict(zip(counts["status"].to_list(), counts["len"].to_list()))}
+
+
+def report(run_dir: str | os.PathLike, classifier: str | None = None, *, n_boot: int | None = None,
+           n_perm: int = 9999) -> dict:
+    """Build and write the report of one classifier's labels. The audit's first classifier
+    writes ``summary.json`` / ``report.html`` / ``report.md`` in the run directory; any other
+    writes them under ``reports/<classifier>/``. Returns {"report": Report, "paths": {...}}."""
+    from magbig.report import build_report, write_report
+
+    run = _open_run(run_dir)
+    LabelStore(run.path).merge()
+    names = classifier_names(run.path)
+    frame = audit_frame(run.path, classifier)
+    name = classifier or names[0]
+    info = run.read_run_json()
+    audit = info.get("audit") or {}
+    cfg = next((c for c in info.get("classifiers", []) if c.get("name") == name), {"name": name})
+    n_units = _units(run).filter(pl.col("in_audit")).height
+    run_info = {**info, "classifier": cfg, "unlabelled_images": n_units - frame.height}
+    rep = build_report(frame, run_info=run_info, n_boot=n_boot or int(audit.get("n_boot", 2000)),
+                       seed=int(audit.get("seed", 0)), n_perm=n_perm)
+    out_dir = run.path if name == names[0] else run.path / "reports" / name
+    paths = write_report(rep, out_dir)
+    return {"report": rep, "paths": paths, "classifier": name}
+
+
+def compare(run_a: str | os.PathLike, run_b: str | os.PathLike, classifier: str | None = None, *,
+            n_boot: int = 2000, n_perm: int = 9999, seed: int = 0) -> dict:
+    """Paired comparison of per-prompt abs_dev = |p̂_female − 0.5| between two runs.
+
+    Pairs the (subject, lang, formulation) cells labelled in both runs (two models on the same
+    prompts). When they share no cell but each run has one formulation per (subject, lang)
+    (one model with and without neutral prompts), pairs on (subject, lang) and compares the
+    formulations. d = abs_dev(B) − abs_dev(A); mean with a paired-bootstrap interval and a
+    two-sided sign-flip permutation p-value (:func:`magbig.stats.paired_tests`), overall and
+    per language (Holm-adjusted over the per-language tests).
+    """
+    from magbig import stats
+
+    frames, infos = [], []
+    for tag, r in (("A", run_a), ("B", run_b)):
+        run = _open_run(r)
+        names = classifier_names(run.path)
+        name = classifier or (names[0] if names else None)
+        df = audit_frame(run.path, name)
+        pp = stats.per_prompt(df, group_cols=("subject", "lang", "formulation"))
+        pp = pp.filter(pl.col("abs_dev").is_not_null())
+        frames.append(pp.with_columns(pl.lit(tag).alias("run")))
+        model = run.read_run_json().get("model") or {}
+        infos.append({"run": str(run.path), "model": model.get("model") if isinstance(model, dict) else model,
+                      "classifier": name, "formulations": sorted(pp["formulation"].unique().to_list()),
+                      "cells": pp.height})
+    a, b = frames
+    cell = ["subject", "lang", "formulation"]
+    common = a.select(cell).join(b.select(cell), on=cell, how="inner")
+    if common.height:
+        on, mode = cell, "same prompts"
+    else:
+        on, mode = ["subject", "lang"], "formulations"
+        unique = all(f.select(on).is_unique().all() for f in frames)
+        common = a.select(on).join(b.select(on), on=on, how="inner") if unique else common.clear()
+        if common.height == 0:
+            raise InputError(f"runs {run_a} and {run_b} share no labelled (subject, lang, formulation) cell, "
+                             "and no (subject, lang) with one formulation in each; nothing to pair")
+    stacked = pl.concat([f.join(common, on=on, how="semi") for f in frames], how="vertical_relaxed")
+    stacked = stacked.with_columns(pl.concat_str([pl.col(c) for c in on], separator="/").alias("unit"))
+    tests_in = stacked.select(pl.col("unit").alias("subject"), "run", "lang", "abs_dev")
+    overall = stats.paired_tests(tests_in.drop("lang"), against="run", reference="A", metric="abs_dev",
+                                 by=(), n_perm=n_perm, n_boot=n_boot, seed=seed)
+    per_lang = stats.paired_tests(tests_in, against="run", reference="A", metric="abs_dev", by=("lang",),
+                                  n_perm=n_perm, n_boot=n_boot, seed=seed)
+    o = overall.row(0, named=True)
+    return {
+        "metric": "abs_dev = |p_female - 0.5| per prompt (l1 = 2 * abs_dev)",
+        "difference": "B - A",
+        "mode": mode,
+        "paired_on": on,
+        "a": infos[0],
+        "b": infos[1],
+        "n_pairs": o["n_pairs"],
+        "mean_abs_dev_a": o["mean_reference"],
+        "mean_abs_dev_b": o["mean_level"],
+        "mean_diff": o["mean_diff"],
+        "diff_low": o["diff_low"],
+        "diff_high": o["diff_high"],
+        "p_value": o["p_value"],
+        "test": "two-sided sign-flip permutation test on paired differences; paired-bootstrap 95% interval",
+        "per_lang": [{k: r[k] for k in ("lang", "n_pairs", "mean_reference", "mean_level", "mean_diff",
+                                        "diff_low", "diff_high", "p_value", "p_holm")}
+                     for r in per_lang.iter_rows(named=True)],
+    }
+
+
+def compare_to_planted(run_dir: str | os.PathLike, classifier: str | None = None, *,
+                       tolerance: float = 0.10, table=None) -> pl.DataFrame:
+    """Per-prompt p̂_female of a world-model (or oracle) audit beside the planted share of
+    ``configs/world/bias.yaml``: one row per (subject, lang, formulation) found in both, with
+    n_labelled, p_female, Wilson ci_low / ci_high, planted, error = p̂ − planted, and
+    ``within`` = |error| <= tolerance."""
+    from magbig import stats
+    from neobabel.world.bias import load_table
+
+    table = table if table is not None else load_table()
+    planted = pl.DataFrame([{"subject": c.occupation, "lang": c.lang, "formulation": c.formulation,
+                             "planted": c.p_feminine} for c in table.cells])
+    pp = stats.per_prompt(audit_frame(run_dir, classifier), group_cols=("subject", "lang", "formulation"))
+    out = pp.select("subject", "lang", "formulation", "n_labelled", "p_female", "ci_low", "ci_high")
+    out = out.join(planted, on=["subject", "lang", "formulation"], how="inner")
+    return out.with_columns((pl.col("p_female") - pl.col("planted")).alias("error")).with_columns(
+        (pl.col("error").abs() <= tolerance).fill_null(False).alias("within"))

@@ -1,0 +1,291 @@
+"""magbig.audit + magbig.selftest: end to end on an oracle generator with planted shares.
+
+The oracle (magbig.selftest.OraclePipeline) has BabelPipeline's interface but renders world
+portraits whose presentation is drawn, from the seed, with the bias table's p_feminine for
+the prompt's cell; the `world` classifier reads them back through the normal classify path.
+"""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+from magbig import audit as A
+from magbig.classify import WorldClassifier
+from magbig.prompts import Prompt, PromptSet
+from magbig.selftest import OraclePipeline, selftest
+from neobabel.errors import InputError
+from neobabel.world.bias import load_table
+
+OCCS = ["nurse", "firefighter", "construction worker"]
+
+
+def _spec(**kw) -> A.AuditSpec:
+    data = {"name": "t", "model": "oracle", "subjects": OCCS, "langs": ["en", "de"],
+            "formulations": ["direct", "indirect"], "n": 4, "seed": 0, "batch_size": 16,
+            "classifiers": [{"name": "world"}], "n_boot": 200}
+    data.update(kw)
+    return A.make_spec(data)
+
+
+class CountingOracle(OraclePipeline):
+    """Records every generated (text, lang, seed) in a list shared across instances and can
+    raise KeyboardInterrupt at its k-th generate() call (before producing anything)."""
+
+    def __init__(self, log: list, fail_at: int | None = None, **kw):
+        base = OraclePipeline.from_bias_table(**kw)
+        super().__init__(base.cells, ambiguous_share=base.ambiguous_share, **kw)
+        self.log, self.fail_at, self.n_calls = log, fail_at, 0
+
+    def generate(self, prompts, langs=None, seeds=0, params=None, **kw):
+        self.n_calls += 1
+        if self.fail_at is not None and self.n_calls == self.fail_at:
+            raise KeyboardInterrupt
+        images = super().generate(prompts, langs, seeds, params, **kw)
+        self.log.extend(zip(prompts, langs, seeds))
+        return images
+
+
+# -- end to end ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def e2e_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("e2e") / "run"
+    A.run_audit(_spec(n=40), out, progress=False, pipeline=OraclePipeline.from_bias_table())
+    return out
+
+
+def test_end_to_end_recovers_planted_shares(e2e_run):
+    table = load_table()
+    assert A.audit_frame(e2e_run).height == 3 * 2 * 2 * 40
+    cmp = A.compare_to_planted(e2e_run, tolerance=0.15)
+    assert cmp.height == 12
+    for r in cmp.iter_rows(named=True):
+        assert r["planted"] == table.lookup(r["subject"], r["lang"], r["formulation"]).p_feminine
+    assert cmp["within"].sum() >= 10, cmp
+    assert cmp["error"].abs().mean() < 0.08
+    # direct prompts are planted more skewed than indirect ones, and the audit shows it
+    summary = json.loads((e2e_run / "summary.json").read_text())
+    groups = {(g["lang"], g["formulation"]): g for g in summary["groups"]}
+    for lang in ("en", "de"):
+        assert groups[(lang, "direct")]["mean_abs_dev"] > groups[(lang, "indirect")]["mean_abs_dev"] + 0.1
+    assert summary["classifier"] == "world"
+
+
+def test_run_directory_contract(e2e_run):
+    info = json.loads((e2e_run / "run.json").read_text())
+    assert info["audit"]["model"] == "oracle" and info["audit"]["n"] == 40
+    assert info["audit_status"] == "complete"
+    assert [c["backend"] for c in info["classifiers"]] == ["world"]
+    assert info["prompt_set"]["count"] == 12
+    gens = pl.read_parquet(e2e_run / "generations.parquet")
+    labels = pl.read_parquet(e2e_run / "labels.parquet")
+    assert gens.height == 480 and labels.height == 480
+    assert set(A.LABELS_COLUMNS) <= set(labels.columns)
+    assert labels.select("key", "classifier").is_unique().all()
+    units = pl.read_parquet(e2e_run / "units.parquet")
+    assert units["in_audit"].all() and units.select("prompt_id", "slot").is_unique().all()
+    # seeds are seed + i for slot i
+    assert (units["seed"] == units["slot"]).all()
+    for name in ("summary.json", "report.html", "report.md", "rejections.parquet"):
+        assert (e2e_run / name).is_file()
+
+
+def test_rerun_is_a_no_op(e2e_run):
+    log: list = []
+    A.run_audit(_spec(n=40), e2e_run, progress=False, pipeline=CountingOracle(log), report_files=False)
+    assert log == []
+    assert pl.read_parquet(e2e_run / "labels.parquet").height == 480
+
+
+# -- resume ------------------------------------------------------------------------------------
+
+def test_resume_after_interrupts_in_generation_and_classification(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    spec = _spec(subjects=["nurse", "pilot"], langs=["en"], n=6, batch_size=4,
+                 classifiers=[{"name": "world", "options": {"batch_size": 4}}])
+    log: list = []
+    # 1) killed during generation (3rd batch of 4)
+    with pytest.raises(KeyboardInterrupt):
+        A.run_audit(spec, out, progress=False, pipeline=CountingOracle(log, fail_at=3))
+    assert len(log) == 8
+    assert json.loads((out / "run.json").read_text())["audit_status"] == "interrupted"
+    # 2) killed during classification (3rd classifier batch)
+    calls = {"n": 0}
+    real = WorldClassifier.classify
+
+    def flaky(self, *a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(WorldClassifier, "classify", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        A.run_audit(spec, out, progress=False, pipeline=CountingOracle(log))
+    assert len(log) == 24
+    partial = A.LabelStore(out).frame()
+    assert partial.height == 8 and partial.select("key", "classifier").is_unique().all()
+    assert not (out / ".labels-parts").exists()  # merged on the way out
+    # 3) clean rerun finishes without regenerating or relabelling anything twice
+    monkeypatch.setattr(WorldClassifier, "classify", real)
+    A.run_audit(spec, out, progress=False, pipeline=CountingOracle(log))
+    assert len(log) == 24 and len(set(log)) == 24
+    labels = pl.read_parquet(out / "labels.parquet")
+    assert labels.height == 24 and labels.select("key", "classifier").is_unique().all()
+    assert set(labels["key"]) == set(pl.read_parquet(out / "generations.parquet")["key"])
+    assert json.loads((out / "run.json").read_text())["audit_status"] == "complete"
+
+
+def test_label_store_keeps_newest_row_per_key_and_classifier(tmp_path):
+    store = A.LabelStore(tmp_path, merge_every=3)
+
+    def row(key, status):
+        return pl.DataFrame([{"key": key, "classifier": "world", "status": status}],
+                            schema={k: A.LABELS_COLUMNS[k] for k in ("key", "classifier", "status")})
+
+    store.append(row("a", "ok"))
+    store.append(row("a", "no_face"))  # a re-label replaces, never duplicates
+    assert store.frame().height == 1 and store.frame()["status"][0] == "no_face"
+    store.append(row("b", "ok"))  # third part: merged into labels.parquet
+    assert not (tmp_path / ".labels-parts").exists()
+    store.append(row("b", "error"))  # a leftover part, as a kill would leave it
+    df = A.LabelStore(tmp_path).frame()
+    assert sorted(zip(df["key"], df["status"])) == [("a", "no_face"), ("b", "error")]
+
+
+# -- rejection sampling -------------------------------------------------------------------
+
+def test_rejection_sampling_logs_rejected_seeds_and_respects_the_cap(tmp_path):
+    log: list = []
+    blank = lambda s: s % 4 == 0 or s == 3  # noqa: E731  slot 0 never gets a face; slot 3 on try 2
+    pipe = CountingOracle(log, blank=blank)
+    spec = _spec(subjects=["doctor"], langs=["en"], n=4, face_policy="reject", max_tries=3)
+    A.run_audit(spec, tmp_path, progress=False, pipeline=pipe)
+    rej = pl.read_parquet(tmp_path / "rejections.parquet")
+    for prompt_id in ("doctor/en/direct", "doctor/en/indirect"):
+        r = rej.filter(pl.col("prompt_id") == prompt_id).sort("slot", "attempt")
+        assert list(zip(r["slot"], r["seed"])) == [(0, 0), (0, 4), (0, 8), (3, 3)]
+        assert r["status"].to_list() == ["no_face"] * 4
+        assert r["cap_reached"].to_list() == [False, False, True, False]
+    assert sorted({s for _, _, s in log}) == [0, 1, 2, 3, 4, 7, 8]  # cap: seed 12 never tried
+    frame = A.audit_frame(tmp_path)
+    assert frame.select("prompt_id", "slot").is_unique().all() and frame.height == 8
+    accepted = frame.filter(pl.col("slot") != 0)
+    assert (accepted["faces"] == 1).all() and accepted["status"].is_in(["ok", "uncertain"]).all()
+    assert set(accepted.filter(pl.col("slot") == 3)["seed"]) == {7}
+    capped = frame.filter(pl.col("slot") == 0)
+    assert capped["status"].to_list() == ["no_face", "no_face"] and set(capped["seed"]) == {8}
+    info = json.loads((tmp_path / "run.json").read_text())["audit_result"]
+    assert info["rejected_tries"] == 8 and info["slots_cap_reached"] == 2
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["face_filter"]["no_face"] == 2  # capped slots show in the denominators
+
+
+# -- re-labelling and reports ------------------------------------------------------------------
+
+def test_relabel_without_regenerating(tmp_path):
+    out = tmp_path / "run"
+    A.run_audit(_spec(subjects=["pilot"], langs=["en"], n=3), out, progress=False,
+                pipeline=OraclePipeline.from_bias_table())
+    manifest = (out / "generations.parquet").read_bytes()
+    mtimes = {p.name: p.stat().st_mtime_ns for p in (out / "images").iterdir()}
+    res = A.relabel(out, "world", {"alias": "world2"}, progress=False)
+    assert res["labelled_now"] == 6 and res["statuses"]
+    assert A.relabel(out, "world", {"alias": "world2"}, progress=False)["labelled_now"] == 0
+    # a changed configuration re-labels (and replaces) instead of adding rows
+    assert A.relabel(out, "world", {"alias": "world2", "uncertain_margin": 0.1},
+                     progress=False)["labelled_now"] == 6
+    labels = pl.read_parquet(out / "labels.parquet")
+    assert labels.group_by("classifier").len().sort("classifier").rows() == [("world", 6), ("world2", 6)]
+    assert (out / "generations.parquet").read_bytes() == manifest
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "images").iterdir()} == mtimes
+    assert A.classifier_names(out) == ["world", "world2"]
+    res = A.report(out, "world2", n_boot=200)
+    assert res["paths"]["report.html"] == out / "reports" / "world2" / "report.html"
+    assert json.loads((out / "reports" / "world2" / "summary.json").read_text())["classifier"] == "world2"
+
+
+def test_report_escapes_prompt_strings(tmp_path):
+    evil = 'A photo of the face of a <script>alert("x")</script> nurse & <b>co</b>'
+    ps = PromptSet("evil", "1", (Prompt.make("occupations", "nurse", "en", "direct", evil),))
+    pipe = OraclePipeline({(evil, "en"): ("nurse", 0.8)})
+    A.run_audit(_spec(subjects=["nurse"], langs=["en"], formulations=["direct"], n=3), tmp_path,
+                progress=False, pipeline=pipe, prompts=ps)
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "<script>alert" not in html and "<b>co</b>" not in html
+    assert "&lt;script&gt;alert(" in html
+
+
+def test_compare_formulations_and_same_prompts(tmp_path):
+    pipe = OraclePipeline.from_bias_table()
+    a, b = tmp_path / "direct", tmp_path / "indirect"
+    A.run_audit(_spec(formulations=["direct"], n=20), a, progress=False, pipeline=pipe, report_files=False)
+    A.run_audit(_spec(formulations=["indirect"], n=20), b, progress=False, pipeline=pipe, report_files=False)
+    res = A.compare(a, b, n_boot=200, n_perm=999)
+    assert res["mode"] == "formulations" and res["n_pairs"] == 6
+    assert res["mean_diff"] < -0.1 and res["mean_abs_dev_a"] > res["mean_abs_dev_b"]
+    assert res["p_value"] < 0.1  # exact sign-flip over 2^6 patterns: 2/64 if all 6 agree in sign
+    assert {r["lang"] for r in res["per_lang"]} == {"en", "de"}
+    same = A.compare(a, a, n_boot=200, n_perm=999)
+    assert same["mode"] == "same prompts" and same["mean_diff"] == 0 and same["p_value"] == 1.0
+
+
+# -- spec validation ------------------------------------------------------------------------
+
+def test_load_audit_config_and_overrides(tmp_path):
+    cfg = tmp_path / "a.yaml"
+    cfg.write_text("model: oracle\nsubjects: world\nlangs: en,DE\nformulations: [direct, star]\n"
+                   "classifiers: [world]\nn: 5\n", encoding="utf-8")
+    spec = A.load_audit_config(cfg, n=7, langs=None)
+    assert spec.name == "a" and spec.n == 7 and spec.langs == ["en", "de"]
+    assert spec.formulations == ["direct", "gender_star"] and spec.classifiers[0].name == "world"
+    assert A.load_audit_config(cfg, langs="fr").langs == ["fr"]
+
+
+@pytest.mark.parametrize("text, match", [
+    ("model: [unclosed\n", r"not valid YAML at line"),
+    ("- just\n- a list\n", r"must be a YAML mapping"),
+    ("colour: red\n", r"unknown field 'colour' \(allowed: name, model"),
+    ("n: 0\n", r"n = 0: Input should be greater than or equal to 1"),
+    ("face_policy: sometimes\n", r"face_policy = 'sometimes'"),
+    ("classifiers: [{name: world, opts: {}}]\n", r"unknown field 'opts'"),
+    ("langs: [en, klingon]\n", r"unknown language"),
+    ("formulations: [direct, polite]\n", r"unknown formulation 'polite'"),
+    ("size: big\n", r"size = 'big'"),
+    ("classifiers: [world, world]\n", r"two classifiers are named 'world'"),
+])
+def test_bad_configs_are_one_line_input_errors(tmp_path, text, match):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(text, encoding="utf-8")
+    with pytest.raises(InputError, match=match) as e:
+        A.load_audit_config(cfg)
+    assert "\n" not in str(e.value)
+
+
+def test_bad_inputs_fail_before_generating(tmp_path):
+    with pytest.raises(InputError, match="unknown classifier 'fairface'"):
+        A.run_audit(_spec(classifiers=[{"name": "fairface"}]), tmp_path / "r1", progress=False)
+    with pytest.raises(InputError, match="no prompts"):
+        A.run_audit(_spec(langs=["en"], formulations=["gender_star"]), tmp_path / "r2", progress=False)
+    with pytest.raises(InputError, match="oracle' has no planted share"):
+        A.run_audit(_spec(subjects=["accountant"]), tmp_path / "r3", progress=False)
+    assert not (tmp_path / "r1").exists() and not (tmp_path / "r3" / "images").exists()
+    with pytest.raises(InputError, match="not found"):
+        A.report(tmp_path / "nowhere")
+
+
+# -- selftest -------------------------------------------------------------------------------
+
+def test_selftest_coverage_small():
+    res = selftest(150, 30, seed=1, render_pool=6, n_boot=300)
+    assert res["reader_agreement"] == 1.0  # the world reader saw what the oracle drew
+    assert res["images"] == 4500 and res["wilson"]["cells"] == 150 and res["bootstrap"]["groups"] == 12
+    assert 0.85 <= res["wilson"]["coverage"] <= 1.0
+    assert 0.6 <= res["bootstrap"]["coverage"] <= 1.0
+    # too-narrow intervals are caught: nominal 50% covers about half the cells
+    narrow = selftest(150, 30, seed=1, render_pool=6, n_boot=300, confidence=0.5)
+    assert narrow["wilson"]["coverage"] < 0.7
+    assert narrow["wilson"]["coverage"] < res["wilson"]["coverage"] - 0.2
