@@ -45,9 +45,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from neobabel.configfile import read_yaml_mapping, validate_spec
 from neobabel.errors import InputError
 from neobabel.runs import (
     RunDir, WorkUnit, atomic_write_parquet, clean_temp_files, generate_into_run, image_key,
@@ -203,22 +203,6 @@ class AuditSpec(BaseModel):
         return int(w), int(h)
 
 
-def _format_validation_error(e: ValidationError, where: str) -> str:
-    errors = e.errors()
-    first = errors[0]
-    loc = [x for x in first["loc"] if isinstance(x, int) or x in AuditSpec.model_fields
-           or x in ClassifierSpec.model_fields]
-    field = ".".join(str(x) for x in loc) or "(top level)"
-    if first["type"] == "extra_forbidden":
-        allowed = ", ".join(AuditSpec.model_fields) if len(first["loc"]) == 1 else "name, options"
-        msg = f"unknown field {first['loc'][-1]!r} (allowed: {allowed})"
-    else:
-        msg = f"{field} = {first.get('input')!r}: {first['msg']}"
-    others = len({tuple(err["loc"][:1]) for err in errors}) - 1
-    extra = f" (and {others} more field(s))" if others > 0 else ""
-    return f"{where}: {msg}{extra}; fix the config"
-
-
 def _spec_classifier_name(c: dict) -> str:
     """The ``classifier`` column value a ClassifierSpec produces (its alias, else the backend)."""
     alias = (c.get("options") or {}).get("alias")
@@ -251,32 +235,13 @@ def _check_values(spec: AuditSpec) -> AuditSpec:
 
 
 def make_spec(data: dict, where: str = "audit spec") -> AuditSpec:
-    try:
-        spec = AuditSpec.model_validate(data)
-    except ValidationError as e:
-        raise InputError(_format_validation_error(e, where)) from None
-    return _check_values(spec)
+    return _check_values(validate_spec(data, AuditSpec, where))
 
 
 def load_audit_config(path: str | os.PathLike, **overrides) -> AuditSpec:
     """Read and validate an audit YAML; keyword overrides (None = not given) win over it."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"audit config {path} not found; pass a YAML file such as configs/audits/quick.yaml")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise InputError(f"audit config {path} is not valid YAML{where} ({problem}); fix the syntax") from None
-    except UnicodeDecodeError:
-        raise InputError(f"audit config {path} is not UTF-8 text; save it as UTF-8 YAML") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise InputError(f"audit config {path} must be a YAML mapping of fields (name:, model:, n:, …), "
-                         f"not a {type(data).__name__}")
+    data = read_yaml_mapping(path, "audit config")
     data.setdefault("name", path.stem)
     data.update({k: v for k, v in overrides.items() if v is not None})
     return make_spec(data, where=f"audit config {path}")

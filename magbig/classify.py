@@ -65,6 +65,8 @@ __all__ = [
     "deepface_home",
     "deepface_gender_weights_path",
     "get_classifier",
+    "load_clip_model",
+    "resolve_clip_model",
     "results_frame",
 ]
 
@@ -533,6 +535,65 @@ def _is_hub_id(s: str) -> bool:
     return re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", s) is not None and not s.startswith(".")
 
 
+def resolve_clip_model(model: str | os.PathLike = CLIP_DEFAULT_MODEL, revision: str | None = None) -> Path:
+    """The local folder of a CLIP model: ``model`` itself when it is a folder, else the
+    snapshot of hub id ``model`` (at ``revision``; pinned for :data:`CLIP_DEFAULT_MODEL`) in
+    the local Hugging Face cache. Never downloads: InputError (ModelNotAvailableError) naming
+    the model and how to provide it. Shared by the ``clip`` backend and :mod:`magbig.alignment`.
+    """
+    model = os.fspath(model)
+    p = Path(os.path.expanduser(model))
+    if p.is_dir():
+        return p
+    if p.exists() or not _is_hub_id(model):
+        raise InputError(
+            f"CLIP model folder {model!r} does not exist; pass a folder with config.json, the "
+            f"weights, the tokenizer and preprocessor_config.json, or a hub id like {CLIP_DEFAULT_MODEL!r}")
+    if revision is None and model == CLIP_DEFAULT_MODEL:
+        revision = CLIP_DEFAULT_REVISION
+    from huggingface_hub import constants, snapshot_download
+
+    try:
+        return Path(snapshot_download(model, revision=revision, local_files_only=True))
+    except Exception:
+        rev = f" --revision {revision}" if revision else ""
+        raise ModelNotAvailableError(
+            f"CLIP model {model}{'@' + revision if revision else ''} is not in the local Hugging "
+            f"Face cache ({constants.HF_HUB_CACHE}); nothing is downloaded at run time. On a "
+            f"machine with internet run `hf download {model}{rev}` and point HF_HOME at that "
+            "cache, or pass model=PATH to a local folder saved with save_pretrained") from None
+
+
+def load_clip_model(folder: str | os.PathLike, device: Any = "cpu"):
+    """``(CLIPModel in eval mode on device, CLIPProcessor)`` from a local folder (see
+    :func:`resolve_clip_model`), with local_files_only and transformers' logging muted.
+    A folder that does not hold a loadable model is an InputError (ModelNotAvailableError)."""
+    from transformers import CLIPModel, CLIPProcessor
+    from transformers.utils import logging as hf_logging
+
+    if not hasattr(device, "type"):
+        device = _torch_device(device)
+    old, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        model = CLIPModel.from_pretrained(folder, local_files_only=True).to(device).eval()
+        # Without torchvision, CLIPProcessor picks the PIL image processor
+        # (CLIPImageProcessorPil in transformers 5.x): same resize/crop/normalize.
+        processor = CLIPProcessor.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ModelNotAvailableError(
+            f"cannot load a CLIP model and processor from {folder} "
+            f"({' '.join(str(exc).split())[:200]}); the folder needs config.json, the weights, "
+            "the tokenizer files and preprocessor_config.json (save_pretrained of CLIPModel and "
+            "CLIPProcessor)") from None
+    finally:
+        hf_logging.set_verbosity(old)
+        if bars:
+            hf_logging.enable_progress_bar()
+    return model, processor
+
+
 class ClipClassifier(Classifier):
     """Zero-shot CLIP (transformers ``CLIPModel``) between two sets of texts (module docstring).
 
@@ -570,50 +631,12 @@ class ClipClassifier(Classifier):
 
     @staticmethod
     def _resolve(model: str, revision: str | None) -> Path:
-        p = Path(os.path.expanduser(model))
-        if p.is_dir():
-            return p
-        if p.exists() or not _is_hub_id(model):
-            raise InputError(
-                f"CLIP model folder {model!r} does not exist; pass a folder with config.json, the "
-                f"weights, the tokenizer and preprocessor_config.json, or a hub id like {CLIP_DEFAULT_MODEL!r}")
-        if revision is None and model == CLIP_DEFAULT_MODEL:
-            revision = CLIP_DEFAULT_REVISION
-        from huggingface_hub import constants, snapshot_download
-
-        try:
-            return Path(snapshot_download(model, revision=revision, local_files_only=True))
-        except Exception:
-            rev = f" --revision {revision}" if revision else ""
-            raise ModelNotAvailableError(
-                f"CLIP model {model}{'@' + revision if revision else ''} is not in the local Hugging "
-                f"Face cache ({constants.HF_HUB_CACHE}); nothing is downloaded at run time. On a "
-                f"machine with internet run `hf download {model}{rev}` and point HF_HOME at that "
-                "cache, or pass model=PATH to a local folder saved with save_pretrained") from None
+        return resolve_clip_model(model, revision)
 
     def _load(self) -> None:
         import torch
-        from transformers import CLIPModel, CLIPProcessor
-        from transformers.utils import logging as hf_logging
 
-        old, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-        try:
-            self.model = CLIPModel.from_pretrained(self.folder, local_files_only=True).to(self.device).eval()
-            # Without torchvision, CLIPProcessor picks the PIL image processor
-            # (CLIPImageProcessorPil in transformers 5.x): same resize/crop/normalize.
-            self.processor = CLIPProcessor.from_pretrained(self.folder, local_files_only=True)
-        except (OSError, ValueError) as exc:
-            raise ModelNotAvailableError(
-                f"cannot load a CLIP model and processor from {self.folder} "
-                f"({' '.join(str(exc).split())[:200]}); the folder needs config.json, the weights, "
-                "the tokenizer files and preprocessor_config.json (save_pretrained of CLIPModel and "
-                "CLIPProcessor)") from None
-        finally:
-            hf_logging.set_verbosity(old)
-            if bars:
-                hf_logging.enable_progress_bar()
+        self.model, self.processor = load_clip_model(self.folder, self.device)
         with torch.inference_mode():
             self._text = torch.stack(  # (2, d): male, female
                 [self._class_embedding(self.male_texts), self._class_embedding(self.female_texts)])

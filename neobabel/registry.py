@@ -18,9 +18,9 @@ import os
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
+from neobabel.configfile import read_yaml_mapping, validate_spec
 from neobabel.errors import InputError, ModelNotAvailableError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -98,19 +98,9 @@ def preset_dirs() -> list[Path]:
 
 
 def load_preset_file(path: Path) -> ModelPreset:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
-    except yaml.YAMLError as e:
-        raise InputError(f"model preset {path} is not valid YAML: {str(e).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise InputError(f"model preset {path} must be a YAML mapping")
+    data = read_yaml_mapping(path, "model preset")
     data.setdefault("name", path.stem)
-    try:
-        return ModelPreset(**data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        raise InputError(f"model preset {path}: {loc}: {err['msg']}") from None
+    return validate_spec(data, ModelPreset, f"model preset {path}")
 
 
 def list_presets() -> dict[str, ModelPreset]:

@@ -119,24 +119,29 @@ def load():
 
 # -- the CLI in-process, with its real exit-code contract ------------------------------------
 
-@pytest.fixture
-def cli(monkeypatch, capsys):
-    """Run `neobabel ARGS` through neobabel.cli.main (run_cli) -> (exit code, stdout, stderr)."""
-    from neobabel import cli as cli_mod
-
-    old_term = signal.getsignal(signal.SIGTERM)
+def run_in_process(monkeypatch, capsys, prog: str, main):
+    """A function running `prog ARGS` through `main` (run_cli) -> (exit code, stdout, stderr)."""
     monkeypatch.setenv("TRANSFORMERS_VERBOSITY", "error")
 
     def _run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["neobabel", *map(str, args)])
+        monkeypatch.setattr(sys, "argv", [prog, *map(str, args)])
         capsys.readouterr()
         try:
-            cli_mod.main()
+            main()
             code = 0
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         out, err = capsys.readouterr()
         return code, out, err
 
-    yield _run
+    return _run
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """Run `neobabel ARGS` through neobabel.cli.main (run_cli) -> (exit code, stdout, stderr)."""
+    from neobabel import cli as cli_mod
+
+    old_term = signal.getsignal(signal.SIGTERM)  # run_cli installs its own SIGTERM handler
+    yield run_in_process(monkeypatch, capsys, "neobabel", cli_mod.main)
     signal.signal(signal.SIGTERM, old_term)

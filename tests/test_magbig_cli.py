@@ -38,20 +38,10 @@ def main(monkeypatch, capsys):
     """`magbig ARGS` through magbig.cli.main (run_cli) -> (exit code, stdout, stderr)."""
     import signal
 
+    from conftest import run_in_process
+
     old = signal.getsignal(signal.SIGTERM)
-
-    def _run(*args):
-        monkeypatch.setattr(sys, "argv", ["magbig", *map(str, args)])
-        capsys.readouterr()
-        try:
-            magbig_cli.main()
-            code = 0
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    yield _run
+    yield run_in_process(monkeypatch, capsys, "magbig", magbig_cli.main)
     signal.signal(signal.SIGTERM, old)
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 from torch.nn import functional as F
 
+from neobabel.configfile import read_yaml_mapping, validate_spec
 from neobabel.errors import InputError
 from neobabel.world.bias import load_table
 from neobabel.world.data import WorldDataConfig, WorldSampler, caption_corpus
@@ -71,16 +71,7 @@ class WorldTrainConfig(BaseModel):
 
 
 def load_config(path: str | Path) -> WorldTrainConfig:
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        return WorldTrainConfig(**data)
-    except FileNotFoundError:
-        raise InputError(f"training config {path} not found") from None
-    except yaml.YAMLError as e:
-        raise InputError(f"training config {path} is not valid YAML: {str(e).splitlines()[0]}") from None
-    except ValidationError as e:
-        err = e.errors()[0]
-        raise InputError(f"training config {path}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    return validate_spec(read_yaml_mapping(path, "training config"), WorldTrainConfig, f"training config {path}")
 
 
 def build_models(cfg: WorldTrainConfig, tokenizer):
