@@ -51,6 +51,7 @@ exception. Text embeddings are computed once per unique text per pass.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -422,11 +423,16 @@ def alignment_for_report(run_dir: str | os.PathLike) -> pl.DataFrame | None:
     ``alignment.parquet``: one CLIP model's rows (the one ``run.json`` names, i.e. the last
     ``magbig align``; else the model with most rows), restricted to the images in the audit
     (``units.parquet`` ``in_audit``) with their subject/lang/formulation as the audit
-    frame has them, rows without any cosine dropped."""
+    frame has them, rows without any cosine dropped. An unreadable file is a warning on
+    stderr (the report is built without the section), not an error."""
     from magbig.audit import _open_run, _units
 
     run = _open_run(run_dir)
-    df = read_alignment(run.path)
+    try:
+        df = read_alignment(run.path)
+    except InputError as e:  # the bias report does not depend on it: say so and go on
+        print(f"warning: report without the alignment section: {e}", file=sys.stderr)
+        return None
     if df.height == 0:
         return None
     info = (run.read_run_json().get("alignment") or {})

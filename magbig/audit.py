@@ -631,7 +631,10 @@ def report(run_dir: str | os.PathLike, classifier: str | None = None, *, n_boot:
            n_perm: int = 9999) -> dict:
     """Build and write the report of one classifier's labels. The audit's first classifier
     writes ``summary.json`` / ``report.html`` / ``report.md`` in the run directory; any other
-    writes them under ``reports/<classifier>/``. Returns {"report": Report, "paths": {...}}."""
+    writes them under ``reports/<classifier>/``. With an ``alignment.parquet`` (``magbig
+    align``) the report has the text-image alignment section. Returns {"report": Report,
+    "paths": {...}}."""
+    from magbig.alignment import alignment_for_report
     from magbig.report import build_report, write_report
 
     run = _open_run(run_dir)
@@ -644,8 +647,9 @@ def report(run_dir: str | os.PathLike, classifier: str | None = None, *, n_boot:
     cfg = next((c for c in info.get("classifiers", []) if c.get("name") == name), {"name": name})
     n_units = _units(run).filter(pl.col("in_audit")).height
     run_info = {**info, "classifier": cfg, "unlabelled_images": n_units - frame.height}
-    rep = build_report(frame, run_info=run_info, n_boot=n_boot or int(audit.get("n_boot", 2000)),
-                       seed=int(audit.get("seed", 0)), n_perm=n_perm)
+    rep = build_report(frame, run_info=run_info, alignment=alignment_for_report(run.path),
+                       n_boot=n_boot or int(audit.get("n_boot", 2000)), seed=int(audit.get("seed", 0)),
+                       n_perm=n_perm)
     out_dir = run.path if name == names[0] else run.path / "reports" / name
     paths = write_report(rep, out_dir)
     return {"report": rep, "paths": paths, "classifier": name}

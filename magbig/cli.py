@@ -3,6 +3,7 @@
     magbig audit --config configs/audits/quick.yaml [--model --langs --formulations --subjects -n --out]
     magbig classify RUN --classifier clip --option face_filter=true
     magbig report RUN [--classifier NAME]
+    magbig align RUN [--model PATH_OR_ID] [--revision REV] [--batch-size 16]
     magbig compare RUN_A RUN_B
     magbig stats LABELS.csv
     magbig selftest [--cells 1000 -n 50]
@@ -185,6 +186,59 @@ def report(
         raise InputError(f"--n-boot {n_boot} is too few for stable intervals; use at least 100")
     res = build(run, classifier, n_boot=n_boot)
     _print_headline(res["report"], res["paths"], f"{run} ({res['classifier']})")
+
+
+@app.command()
+def align(
+    run: Annotated[Path, typer.Argument(help="run directory")],
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="CLIP folder or hub id in the local HF cache (default openai/clip-vit-large-patch14, pinned)")] = None,
+    revision: Annotated[Optional[str], typer.Option("--revision", help="commit of a hub id")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="images per forward pass")] = 16,
+    prompts_source: Annotated[str, typer.Option("--prompts", help="where English texts missing from the run come from")] = "builtin",
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto")] = "auto",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="rescore images already scored with this model")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+):
+    """Text-image alignment: raw CLIP cosine of each image with its English and its own prompt.
+
+    Writes alignment.parquet (resumable), prints the means per language and formulation and,
+    when the run has labels, rebuilds its report with the alignment section.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from magbig.alignment import SCALE_NOTE, TEXT_TOWER_CAVEAT, compute_alignment, summarize_alignment
+    from magbig.audit import classifier_names
+    from magbig.audit import report as build
+
+    if batch_size < 1:
+        raise InputError(f"--batch-size {batch_size} must be at least 1")
+    df = compute_alignment(run, model=model, revision=revision, batch_size=batch_size,
+                           prompts_source=prompts_source, device=device, overwrite=overwrite,
+                           progress=progress)
+
+    def f(x):
+        return "–" if x is None or x != x else f"{x:.4f}"
+
+    model_name = df["clip_model"][0] if df.height else (model or "default CLIP")
+    table = Table("lang", "formulation", "images", "n (English text)", "mean clip_cos_en",
+                  "n (own text)", "mean clip_cos_own", "failed", title=f"alignment of {run} ({model_name})")
+    for r in summarize_alignment(df).iter_rows(named=True):
+        table.add_row(str(r["lang"]), str(r["formulation"]), str(r["n_images"]), str(r["n_en"]),
+                      f(r["mean_cos_en"]), str(r["n_own"]), f(r["mean_cos_own"]), str(r["n_failed"]))
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)
+    console.print(table)
+    console.print(f"scale: {SCALE_NOTE}.")
+    console.print(f"caveat: {TEXT_TOWER_CAVEAT}.")
+    console.print(f"alignment: {Path(run) / 'alignment.parquet'}")
+    if classifier_names(run):
+        res = build(run)
+        console.print(f"report with the alignment section: {res['paths']['report.html']}")
+    else:
+        console.print(f"no labels yet: the report gets the alignment section once labelled "
+                      f"(`magbig classify {run} --classifier NAME`, then `magbig report {run}`)")
 
 
 @app.command()
