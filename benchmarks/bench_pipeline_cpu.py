@@ -66,12 +66,10 @@ def main() -> None:
              height=size, width=size, generator=gens)
 
     def babel(batch: int, invariant: bool):
-        from neobabel.backbones import set_batch_invariance
-
-        ours.batch_invariant = set_batch_invariance(pipe, invariant)
+        ours.set_batch_invariant(invariant)
         ours.generate(["a photo of a red circle"] * batch, "en", 0, batch_size=batch, steps=steps,
                       guidance=guidance, width=size, height=size)
-        set_batch_invariance(pipe, False)
+        ours.set_batch_invariant(False)  # bare diffusers runs on the same, unwrapped pipe
 
     cases = {
         "batch1_fast": (1, lambda: bare(1), lambda: babel(1, False)),
@@ -79,9 +77,7 @@ def main() -> None:
         "batch4_fast": (4, lambda: bare(4), lambda: babel(4, False)),
         "batch4_invariant": (4, lambda: bare(4), lambda: babel(4, True)),
     }
-    from neobabel.backbones import set_batch_invariance
-
-    set_batch_invariance(pipe, False)  # bare diffusers runs unwrapped; babel() sets its own mode
+    ours.set_batch_invariant(False)  # bare diffusers runs unwrapped; babel() sets its own mode
     results = {}
     for name, (batch, f_bare, f_ours) in cases.items():
         f_bare(), f_ours()  # warm-up

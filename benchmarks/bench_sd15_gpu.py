@@ -65,7 +65,7 @@ def main() -> None:
     if not torch.cuda.is_available():
         sys.exit("bench_sd15_gpu: needs a CUDA GPU (torch sees none); run it on the GPU machine")
 
-    from neobabel.backbones import set_attention_backend, set_batch_invariance, xformers_available
+    from neobabel.backbones import set_attention_backend, xformers_available
     from neobabel.pipeline import BabelPipeline
 
     pipe = build("cuda")
@@ -91,14 +91,14 @@ def main() -> None:
         ours.attention = set_attention_backend(pipe, backend, "cuda")
         for batch in [int(b) for b in args.batches.split(",")]:
             def bare():
-                set_batch_invariance(pipe, False)
+                ours.set_batch_invariant(False)
                 gens = [torch.Generator("cpu").manual_seed(s) for s in range(batch)]
                 pipe([prompt] * batch, num_inference_steps=args.steps, guidance_scale=7.5,
                      height=512, width=512, generator=gens)
 
             def babel(invariant):
                 def run():
-                    ours.batch_invariant = set_batch_invariance(pipe, invariant)
+                    ours.set_batch_invariant(invariant)
                     ours.generate([prompt] * batch, "en", 0, batch_size=batch, steps=args.steps,
                                   guidance=7.5, width=512, height=512)
                 return run

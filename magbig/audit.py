@@ -148,6 +148,8 @@ class AuditSpec(BaseModel):
     scheduler: str | None = None
     batch_size: int = Field(8, ge=1)
     device: str = "cpu"
+    # Batch the denoiser: faster, but images then depend on batch size in the last bits.
+    fast_batching: bool = False
     classifiers: list[ClassifierSpec] = Field(
         default_factory=lambda: [ClassifierSpec(name="deepface")], min_length=1)
     face_policy: Literal["keep", "reject"] = "keep"
@@ -289,7 +291,9 @@ def load_pipeline(spec: AuditSpec, prompts=None):
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    return BabelPipeline.from_pretrained(spec.model, device=device)
+    pipe = BabelPipeline.from_pretrained(spec.model, device=device)
+    pipe.set_batch_invariant(not spec.fast_batching)
+    return pipe
 
 
 # --------------------------------------------------------------------------------------------

@@ -138,13 +138,15 @@ def audit(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="run directory (default runs/audit-NAME)")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or auto")] = None,
+    fast_batching: Annotated[Optional[bool], typer.Option("--fast-batching/--batch-invariant", help="batch the denoiser (faster; recorded)")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ):
     """Generate n images per prompt, classify them and write the report (rerun to resume)."""
     from magbig.audit import load_audit_config, report, run_audit
 
     spec = load_audit_config(config, model=model, langs=langs, formulations=formulations,
-                             subjects=subjects, n=n, seed=seed, batch_size=batch_size, device=device)
+                             subjects=subjects, n=n, seed=seed, batch_size=batch_size, device=device,
+                             fast_batching=fast_batching)
     out = out or Path("runs") / f"audit-{spec.name}"
     run_dir = run_audit(spec, out, progress=progress, report_files=False)
     res = report(run_dir, n_boot=spec.n_boot)

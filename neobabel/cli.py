@@ -133,10 +133,7 @@ def generate(
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model = model or default_model()
     pipe = BabelPipeline.from_pretrained(model, device=device, attention=attention, allow_download=download)
-    pipe.batch_invariant = not fast_batching
-    from neobabel.backbones import set_batch_invariance
-
-    set_batch_invariance(pipe.pipe, pipe.batch_invariant)
+    pipe.set_batch_invariant(not fast_batching)
     params = pipe.resolve_params(steps, guidance, width, height, scheduler, negative_prompt)
     if model == "tiny-random":
         print(UNTRAINED_NOTICE, file=sys.stderr)
@@ -200,6 +197,7 @@ def world_eval(
     portrait_n: Annotated[Optional[int], typer.Option("--portrait-n", help="images per portrait cell (default -n)")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b")] = 8,
     device: Annotated[str, typer.Option("--device")] = "cpu",
+    fast_batching: Annotated[bool, typer.Option("--fast-batching", help="batch the denoiser (faster; recorded)")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ):
     """Score a model on the world with the exact detector: per-task, per-language accuracy."""
@@ -211,6 +209,7 @@ def world_eval(
     if n < 1 or per_task < 1:
         raise InputError("-n and --per-task must be at least 1")
     pipe = BabelPipeline.from_pretrained(model or default_model(), device=device)
+    pipe.set_batch_invariant(not fast_batching)
     summary = evaluate(pipe, out, n=n, per_task=per_task, langs=lang_list, portraits=portraits,
                        portrait_n=portrait_n, batch_size=batch_size, progress=progress)
     console.print(format_table(summary))

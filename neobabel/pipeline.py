@@ -99,6 +99,10 @@ class BabelPipeline:
         self.batch_invariant = set_batch_invariance(self.pipe, batch_invariant)
         self._base_scheduler = self.pipe.scheduler
 
+    def set_batch_invariant(self, enabled: bool) -> None:
+        """Per-sample denoiser/VAE calls (bit-identical images whatever the batch) or batched."""
+        self.batch_invariant = set_batch_invariance(self.pipe, enabled)
+
     # -- identity ---------------------------------------------------------------------
     @property
     def mode(self) -> str:
