@@ -146,9 +146,9 @@ def generate(
     report = generate_into_run(pipe, units, run, params, batch_size=batch_size, overwrite=overwrite,
                                progress=progress, spec=spec)
     speed = f", {report.images_per_second:.2f} images/s" if report.generated else ""
-    console.print(f"{report.generated} generated, {report.already_done + report.recovered} already there "
-                  f"({report.total} images){speed}")
-    console.print(f"run directory: {run.path}  (images in {run.images}, manifest {run.manifest_path.name})")
+    print(f"{report.generated} generated, {report.already_done + report.recovered} already there "
+          f"({report.total} images){speed}")
+    print(f"run directory: {run.path}  (images in {run.images}, manifest {run.manifest_path.name})")
 
 
 world_app = typer.Typer(no_args_is_help=True, help="The synthetic Babel world: bias table, training, evaluation.")
@@ -172,7 +172,7 @@ def world_train(
     updates = {k: v for k, v in (("max_minutes", max_minutes), ("steps", steps)) if v is not None}
     cfg = cfg.model_copy(update=updates)
     model_dir = train(cfg, out, device=device, progress=progress, export_to=export_to)
-    console.print(f"model written to {model_dir} (load it with --model {model_dir})")
+    print(f"model written to {model_dir} (load it with --model {model_dir})")
 
 
 @world_app.command("export")
@@ -183,7 +183,7 @@ def world_export(
     """Export the latest checkpoint's EMA weights as a BabelPipeline folder."""
     from neobabel.world.train import export_checkpoint
 
-    console.print(f"model written to {export_checkpoint(out, export_to)}")
+    print(f"model written to {export_checkpoint(out, export_to)}")
 
 
 @world_app.command("eval")
@@ -214,7 +214,7 @@ def world_eval(
                        portrait_n=portrait_n, batch_size=batch_size, progress=progress)
     console.print(format_table(summary))
     console.print(json.dumps({k: v for k, v in summary.items() if k != "per_lang"}, indent=1))
-    console.print(f"scores: {out}/scores.parquet  summary: {out}/summary.json")
+    print(f"scores: {out}/scores.parquet  summary: {out}/summary.json")
 
 
 @world_app.command("bias")

@@ -199,7 +199,8 @@ def builtin_model_path(name: str) -> Path:
             from neobabel.testing import build_tiny_babel
 
             tmp = p.with_name(p.name + f".tmp-{os.getpid()}")
-            build_tiny_babel(tmp, family="sd")
+            with quiet_transformers():
+                build_tiny_babel(tmp, family="sd")
             tmp.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.replace(tmp, p)
