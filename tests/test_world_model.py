@@ -159,3 +159,20 @@ def test_training_resumes_exactly_and_exports_a_loadable_babel_pipeline(tmp_path
     image = pipe.generate(["a photo of a red circle"], "en", 0, steps=2)[0]
     assert image.size == (64, 64)
     assert resumed.is_dir()
+
+
+def test_shipped_world_model_loads_offline_and_generates():
+    """The embedded default: package data, loaded by preset name through BabelPipeline."""
+    from neobabel.pipeline import BabelPipeline
+    from neobabel.registry import world_weights_path
+
+    weights = world_weights_path()
+    files = [p for p in weights.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) <= 25 * 2**20  # <= 25 MB, fp16 safetensors
+    assert not [p for p in files if p.suffix in (".bin", ".pt", ".pth", ".ckpt")]
+    pipe = BabelPipeline.from_pretrained("world")
+    assert pipe.mode == "tower" and pipe.identity()["model"] == "world"
+    assert pipe.pipe.unet.dtype.is_floating_point and pipe.defaults.width == 64
+    images = pipe.generate(["a photo of a red circle", "两个红色圆形的照片"], ["en", "zh"], 0, steps=2)
+    assert [im.size for im in images] == [(64, 64), (64, 64)]
+    assert (weights / "bias.yaml").is_file() and (weights / "training.json").is_file()
