@@ -50,7 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from neobabel.configfile import read_yaml_mapping, validate_spec
 from neobabel.errors import InputError
 from neobabel.runs import (
-    RunDir, WorkUnit, atomic_write_parquet, clean_temp_files, generate_into_run, image_key,
+    RunDir, WorkUnit, atomic_write_parquet, clean_temp_files, generate_into_run, image_key, key_params,
 )
 
 __all__ = [
@@ -486,7 +486,7 @@ def run_audit(spec: AuditSpec, out: str | os.PathLike, progress: bool = True, *,
     w, h = spec.width_height()
     params = pipe.resolve_params(spec.steps, spec.guidance, w, h, spec.scheduler)
     identity = pipe.identity()
-    param_dict = {**params.as_dict(), "dtype": str(pipe.dtype).replace("torch.", "")}
+    param_dict = key_params(pipe, params)
     n, reject = spec.n, spec.face_policy == "reject"
     tries = spec.max_tries if reject else 1
     primary = classifiers[0]

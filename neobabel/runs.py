@@ -64,6 +64,11 @@ def image_key(identity: dict, unit: WorkUnit, params: dict) -> str:
     return hashlib.sha256(blob).hexdigest()[:KEY_LENGTH]
 
 
+def key_params(pipeline, params) -> dict:
+    """The sampling params that enter image keys: the generation params plus the weights' dtype."""
+    return {**params.as_dict(), "dtype": str(pipeline.dtype).replace("torch.", "")}
+
+
 # -- atomic files -----------------------------------------------------------------------
 
 def _tmp_name(path: Path) -> Path:
@@ -276,7 +281,7 @@ def generate_into_run(pipeline, units: Sequence[WorkUnit], run: RunDir, params, 
     if batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {batch_size}")
     identity = pipeline.identity()
-    param_dict = {**params.as_dict(), "dtype": str(pipeline.dtype).replace("torch.", "")}
+    param_dict = key_params(pipeline, params)
     run.images.mkdir(parents=True, exist_ok=True)
     done, pending, waiting, recovered, n_units = plan(run, units, identity, param_dict, overwrite)
     info = run.read_run_json()
