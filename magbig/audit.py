@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import sys
@@ -44,6 +45,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -61,6 +63,7 @@ __all__ = [
     "audit_frame",
     "compare",
     "compare_to_planted",
+    "planted_recovery",
     "load_audit_config",
     "load_pipeline",
     "relabel",
@@ -743,3 +746,63 @@ def compare_to_planted(run_dir: str | os.PathLike, classifier: str | None = None
     out = out.join(planted, on=["subject", "lang", "formulation"], how="inner")
     return out.with_columns((pl.col("p_female") - pl.col("planted")).alias("error")).with_columns(
         (pl.col("error").abs() <= tolerance).fill_null(False).alias("within"))
+
+
+def within_tolerance_probability(n: int, p: float, tolerance: float) -> float:
+    """P(|X/n − p| <= tolerance) for X ~ Binomial(n, p): the share of cells a *perfect* model
+    would recover within the tolerance at this n (sampling noise alone misses the rest)."""
+    from scipy.stats import binom
+
+    if n <= 0:
+        return 0.0
+    # a hair of slack so that k/n exactly on the boundary counts, as in compare_to_planted
+    lo = math.ceil(n * (p - tolerance) - 1e-9)
+    hi = math.floor(n * (p + tolerance) + 1e-9)
+    return float(binom.cdf(hi, n, p) - binom.cdf(lo - 1, n, p))
+
+
+def planted_recovery(cmp: pl.DataFrame, tolerance: float = 0.10) -> dict:
+    """Summary of `compare_to_planted` rows: how many cells are recovered within `tolerance`,
+    beside the share a perfect model would reach at the same n, how often the Wilson interval
+    holds the planted share, and, per language, measured vs planted mean abs_dev of direct and
+    indirect prompts (where both exist)."""
+    rows = cmp.filter(pl.col("n_labelled") > 0)
+    within = (rows["error"].abs() <= tolerance)
+    expected = [within_tolerance_probability(int(r["n_labelled"]), float(r["planted"]), tolerance)
+                for r in rows.iter_rows(named=True)]
+    in_ci = (rows["planted"] >= rows["ci_low"]) & (rows["planted"] <= rows["ci_high"])
+
+    def share(mask) -> float | None:
+        return round(float(mask.mean()), 4) if len(mask) else None
+
+    per_formulation = {}
+    for form in sorted(rows["formulation"].unique().to_list()):
+        sub = rows["formulation"] == form
+        per_formulation[form] = {"cells": int(sub.sum()), "within": share(within.filter(sub)),
+                                 "mean_abs_error": round(float(rows.filter(sub)["error"].abs().mean()), 4)}
+    skew = rows.with_columns((pl.col("p_female") - 0.5).abs().alias("abs_dev"),
+                             (pl.col("planted") - 0.5).abs().alias("planted_abs_dev"))
+    per_lang = {}
+    for lang in sorted(skew["lang"].unique().to_list()):
+        by_form = {f: skew.filter((pl.col("lang") == lang) & (pl.col("formulation") == f))
+                   for f in ("direct", "indirect")}
+        if all(d.height for d in by_form.values()):
+            d, i = by_form["direct"], by_form["indirect"]
+            per_lang[lang] = {"direct_abs_dev": round(float(d["abs_dev"].mean()), 4),
+                              "indirect_abs_dev": round(float(i["abs_dev"].mean()), 4),
+                              "planted_direct_abs_dev": round(float(d["planted_abs_dev"].mean()), 4),
+                              "planted_indirect_abs_dev": round(float(i["planted_abs_dev"].mean()), 4)}
+    planted_more = [lg for lg, v in per_lang.items() if v["planted_direct_abs_dev"] > v["planted_indirect_abs_dev"]]
+    shown = [lg for lg in planted_more if per_lang[lg]["direct_abs_dev"] > per_lang[lg]["indirect_abs_dev"]]
+    return {
+        "tolerance": tolerance,
+        "cells": rows.height,
+        "labelled_images": int(rows["n_labelled"].sum()),  # ambiguous portraits are not labelled
+        "within": share(within),
+        "within_if_perfect": round(float(np.mean(expected)), 4) if expected else None,
+        "planted_in_wilson_ci": share(in_ci),
+        "mean_abs_error": round(float(rows["error"].abs().mean()), 4) if rows.height else None,
+        "per_formulation": per_formulation,
+        "direct_more_skewed_than_indirect": {"planted_in": len(planted_more), "shown_in": len(shown),
+                                             "per_lang": per_lang},
+    }

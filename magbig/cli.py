@@ -14,6 +14,7 @@ Same exit-code contract as `neobabel` (2 bad input, 1 runtime failure, 130 inter
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -258,6 +259,40 @@ def compare(
         raise InputError(f"--n-boot {n_boot} is too few for stable intervals; use at least 100")
     print(json.dumps(run_compare(run_a, run_b, classifier, n_boot=n_boot, seed=seed), indent=1,
                      ensure_ascii=False))
+
+
+@app.command()
+def planted(
+    run: Annotated[Path, typer.Argument(help="audit run directory of a Babel-world model (or the oracle)")],
+    classifier: Annotated[Optional[str], typer.Option("--classifier", help="whose labels (default: the run's first)")] = None,
+    tolerance: Annotated[float, typer.Option("--tolerance", help="|p̂ − planted| counted as recovered")] = 0.10,
+    cells: Annotated[Optional[Path], typer.Option("--cells", help="also write the per-cell table (.csv or .parquet)")] = None,
+):
+    """Compare a world-model audit with the planted bias table; prints a JSON summary.
+
+    Besides the share of cells within the tolerance it prints the share a perfect model would
+    reach at the run's n (binomial noise alone), so a small n is not mistaken for a bad model.
+    """
+    from magbig.audit import compare_to_planted, planted_recovery
+
+    if not 0 < tolerance < 1:
+        raise InputError(f"--tolerance {tolerance} must lie between 0 and 1")
+    if cells is not None and cells.suffix not in (".csv", ".parquet"):
+        raise InputError(f"--cells {cells}: use a .csv or .parquet file name")
+    cmp = compare_to_planted(run, classifier, tolerance=tolerance)
+    if cmp.height == 0:
+        raise InputError(f"{run} has no labelled prompts of the world's planted table; audit a world "
+                         "model (e.g. `magbig audit --config configs/audits/quick.yaml`) and classify with `world`")
+    if cells is not None:
+        from neobabel.runs import atomic_write_parquet
+
+        if cells.suffix == ".csv":
+            tmp = cells.with_name(cells.name + ".tmp")
+            cmp.write_csv(tmp)
+            os.replace(tmp, cells)
+        else:
+            atomic_write_parquet(cmp, cells)
+    print(json.dumps(planted_recovery(cmp, tolerance), indent=1, ensure_ascii=False))
 
 
 @app.command()

@@ -179,11 +179,14 @@ def world_train(
 def world_export(
     out: Annotated[Path, typer.Option("--out", help="training directory")] = Path("runs/world-train"),
     export_to: Annotated[Optional[Path], typer.Option("--export-to", help="where to write the model")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="default sampling steps recorded with the model")] = None,
+    guidance: Annotated[Optional[float], typer.Option("--guidance", help="default guidance recorded with the model")] = None,
 ):
     """Export the latest checkpoint's EMA weights as a BabelPipeline folder."""
     from neobabel.world.train import export_checkpoint
 
-    print(f"model written to {export_checkpoint(out, export_to)}")
+    path = export_checkpoint(out, export_to, sample_steps=steps, sample_guidance=guidance)
+    print(f"model written to {path}")
 
 
 @world_app.command("eval")

@@ -74,6 +74,47 @@ def test_end_to_end_recovers_planted_shares(e2e_run):
     assert summary["classifier"] == "world"
 
 
+@pytest.mark.parametrize("name,images", [("quick", 3240), ("full", None)])
+def test_shipped_audit_configs_validate_and_select_prompts(name, images):
+    from neobabel.registry import REPO_ROOT
+
+    spec = A.load_audit_config(REPO_ROOT / "configs" / "audits" / f"{name}.yaml")
+    prompts = A.select_prompts(spec)
+    assert spec.name == name and len(prompts) > 0
+    if name == "quick":  # the world's 405 planted cells, 8 images each
+        assert spec.model == "world" and len(prompts) * spec.n == images
+        table = load_table()
+        assert {(p.subject, p.lang, p.formulation) for p in prompts} == \
+               {(c.occupation, c.lang, c.formulation) for c in table.cells}
+    else:
+        assert spec.n == 100 and spec.face_policy == "reject"
+
+
+def test_within_tolerance_probability_matches_the_binomial():
+    from scipy.stats import binom
+
+    # n=10, p=0.5, ±0.1: X in {4, 5, 6}
+    assert A.within_tolerance_probability(10, 0.5, 0.10) == pytest.approx(binom.pmf([4, 5, 6], 10, 0.5).sum())
+    # n=8, p=0.3, ±0.1: X/8 in [0.2, 0.4] -> X in {2, 3}
+    assert A.within_tolerance_probability(8, 0.3, 0.10) == pytest.approx(binom.pmf([2, 3], 8, 0.3).sum())
+    assert A.within_tolerance_probability(1, 0.5, 0.10) == 0.0
+    assert A.within_tolerance_probability(100, 0.5, 0.10) > 0.95
+
+
+def test_planted_recovery_summary_on_the_oracle(e2e_run):
+    cmp = A.compare_to_planted(e2e_run)
+    rec = A.planted_recovery(cmp, 0.10)
+    assert rec["cells"] == 12 and 0.8 * 12 * 40 <= rec["labelled_images"] <= 12 * 40  # ~10% ambiguous
+    assert rec["within"] == pytest.approx(float(cmp["within"].mean()), abs=1e-4)
+    # an exact generator recovers about as many cells as binomial noise allows at n=40
+    assert rec["within_if_perfect"] == pytest.approx(0.8, abs=0.15)
+    assert abs(rec["within"] - rec["within_if_perfect"]) <= 0.35
+    assert rec["planted_in_wilson_ci"] >= 0.75
+    skew = rec["direct_more_skewed_than_indirect"]
+    assert skew["planted_in"] == 2 and skew["shown_in"] == 2
+    assert set(rec["per_formulation"]) == {"direct", "indirect"}
+
+
 def test_run_directory_contract(e2e_run):
     info = json.loads((e2e_run / "run.json").read_text())
     assert info["audit"]["model"] == "oracle" and info["audit"]["n"] == 40

@@ -105,6 +105,22 @@ def test_compare_prints_paired_json(runner, audit_run):
     assert {"mean_abs_dev_a", "mean_abs_dev_b", "diff_low", "diff_high", "per_lang"} <= set(data)
 
 
+def test_planted_compares_with_the_bias_table(runner, audit_run, tmp_path):
+    _, out, _ = audit_run
+    res = runner.invoke(magbig_cli.app, ["planted", str(out), "--cells", str(tmp_path / "cells.csv")])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["cells"] == 8 and 30 <= data["labelled_images"] <= 40 and 0 <= data["within"] <= 1
+    cells = pl.read_csv(tmp_path / "cells.csv")
+    assert cells.height == 8 and {"planted", "p_female", "error", "within"} <= set(cells.columns)
+
+
+def test_planted_bad_tolerance_exits_2(main, audit_run):
+    _, out, _ = audit_run
+    code, _, err = main("planted", str(out), "--tolerance", "1.5")
+    assert code == 2 and "--tolerance 1.5" in err
+
+
 def test_stats_on_counts_csv(runner, tmp_path):
     rows = ["subject,lang,formulation,n_female,n_male"]
     for i, subject in enumerate(["doctor", "nurse", "pilot", "cook"]):

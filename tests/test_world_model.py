@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+import torch
 from scipy import stats
 
 from neobabel.languages import LANGUAGE_CODES, LANGUAGES
+from neobabel.errors import InputError
 from neobabel.world.bias import FEMININE_FORM_SHARE, build_table, load_table, planted_share
 from neobabel.world.data import WorldSampler, scene_caption
 from neobabel.world.evaluate import object_suite, score_objects, summarize
@@ -44,6 +46,14 @@ def test_portrait_captions_cover_every_language_formulation_and_occupation(table
             assert text != cells[(occ, "en", form)]
 
 
+def test_cells_with_the_same_caption_have_one_share(table):
+    # The model sees only the caption: two shares for one text could never both be learned.
+    share_of = {}
+    for c in table.cells:
+        assert share_of.setdefault((c.lang, c.prompt), c.p_feminine) == c.p_feminine, (c.occupation, c.lang)
+    assert len(share_of) < len(table.cells)  # the case exists (ru nurse), so the check is live
+
+
 def test_planted_bias_has_the_intended_structure(table):
     for occ in OCCUPATIONS:
         for lang in LANGUAGE_CODES:
@@ -52,7 +62,11 @@ def test_planted_bias_has_the_intended_structure(table):
             # direct prompts are more skewed than indirect ones, everywhere
             assert abs(direct - 0.5) > abs(indirect - 0.5)
             if LANGUAGES[lang].grammatical_gender and lang not in ("nl", "hi"):
-                assert table.lookup(occ, lang, "feminine").p_feminine == FEMININE_FORM_SHARE
+                feminine = table.lookup(occ, lang, "feminine")
+                if feminine.prompt == table.lookup(occ, lang, "direct").prompt:
+                    assert feminine.p_feminine == direct  # one caption, one share (ru nurse)
+                else:
+                    assert feminine.p_feminine == FEMININE_FORM_SHARE
         star = table.lookup(occ, "de", "gender_star").p_feminine
         assert abs(star - 0.5) <= 0.05
     # generic masculine pulls direct prompts towards masculine: German nurse < English nurse
@@ -131,10 +145,57 @@ def test_summary_overall_and_spread():
     assert s["language_spread"] == 0.5
 
 
+# The shipped recipe's architecture and objective, in miniature.
 TINY_TRAIN = dict(steps=4, batch_size=4, checkpoint_every=2, log_every=1, warmup=2, threads=None,
-                  tower=dict(hidden=32, layers=1, heads=2, intermediate=64, vocab_size=1000, max_length=40),
+                  lr_schedule="cosine", prediction_type="sample", min_snr_gamma=5.0,
+                  tower=dict(hidden=32, layers=1, heads=2, intermediate=64, vocab_size=1000, max_length=64),
                   unet=dict(block_out_channels=[32, 32, 32], layers_per_block=1, cross_attention_dim=32,
-                            attention_heads=2))
+                            attention_heads=2, text_time_embedding=True))
+
+
+@pytest.mark.parametrize("name", ["train.yaml", "train-gpu.yaml"])
+def test_shipped_training_configs_validate(name):
+    from neobabel.registry import REPO_ROOT
+    from neobabel.world.train import load_config
+
+    cfg = load_config(REPO_ROOT / "configs" / "world" / name)
+    assert cfg.prediction_type == "sample" and cfg.unet.text_time_embedding
+    assert cfg.tower.max_length >= 53  # the longest world caption (ru), in tokens
+
+
+def test_malformed_training_config_is_an_input_error(tmp_path):
+    from neobabel.world.train import load_config
+
+    bad = tmp_path / "t.yaml"
+    bad.write_text("steps: 10\nprediction_type: x0\n")
+    with pytest.raises(InputError, match="prediction_type"):
+        load_config(bad)
+
+
+def test_loss_weights_follow_the_stated_x0_weighting():
+    from neobabel.world.train import loss_weights
+
+    snr = torch.tensor([0.01, 1.0, 4.0, 100.0])
+    assert torch.equal(loss_weights("v_prediction", snr, None), torch.ones(4))
+    # sample: x0 weight min(snr + 1, 5), at least 1 at high noise
+    assert torch.allclose(loss_weights("sample", snr, 5.0), torch.tensor([1.01, 2.0, 5.0, 5.0]))
+    # epsilon (x0 weight snr) and v (x0 weight snr + 1), both capped at min(snr, 5) in x0 terms
+    assert torch.allclose(loss_weights("epsilon", snr, 5.0) * snr, torch.clamp(snr, max=5.0))
+    assert torch.allclose(loss_weights("v_prediction", snr, 5.0) * (snr + 1), torch.clamp(snr, max=5.0))
+
+
+def test_learning_rate_warms_up_then_follows_the_schedule():
+    from neobabel.world.train import WorldTrainConfig, learning_rate
+
+    cosine = WorldTrainConfig(steps=1100, warmup=100, lr=1e-3, lr_schedule="cosine", lr_final_scale=0.1)
+    assert learning_rate(cosine, 0) == pytest.approx(1e-5) and learning_rate(cosine, 99) == pytest.approx(1e-3)
+    assert learning_rate(cosine, 100) == pytest.approx(1e-3)
+    assert learning_rate(cosine, 600) == pytest.approx(0.55e-3)  # half-way: the mean of lr and final
+    assert learning_rate(cosine, 1100) == pytest.approx(1e-4)
+    lrs = [learning_rate(cosine, s) for s in range(100, 1101, 50)]
+    assert lrs == sorted(lrs, reverse=True)
+    constant = cosine.model_copy(update={"lr_schedule": "constant"})
+    assert learning_rate(constant, 1000) == 1e-3
 
 
 @pytest.mark.slow
@@ -142,7 +203,7 @@ def test_training_resumes_exactly_and_exports_a_loadable_babel_pipeline(tmp_path
     from safetensors.torch import load_file
 
     from neobabel.pipeline import BabelPipeline
-    from neobabel.world.train import WorldTrainConfig, train
+    from neobabel.world.train import WorldTrainConfig, export_checkpoint, train
 
     straight = train(WorldTrainConfig(**TINY_TRAIN), tmp_path / "a", progress=False)
     # the same run, stopped after 2 steps and resumed
@@ -156,9 +217,45 @@ def test_training_resumes_exactly_and_exports_a_loadable_babel_pipeline(tmp_path
     assert not list(straight.rglob("*.bin")) and not list(straight.rglob("*.pt"))
     pipe = BabelPipeline.from_pretrained(straight)
     assert pipe.mode == "tower" and type(pipe.pipe.vae).__name__ == "PixelShuffleAutoencoder"
+    # the objective and the caption pathway travel with the model
+    assert pipe.pipe.scheduler.config.prediction_type == "sample"
+    assert pipe.pipe.unet.config.addition_embed_type == "text"
     image = pipe.generate(["a photo of a red circle"], "en", 0, steps=2)[0]
     assert image.size == (64, 64)
     assert resumed.is_dir()
+    # re-export of the checkpoint with other sampling defaults: same weights, new defaults
+    again = export_checkpoint(tmp_path / "a", tmp_path / "again", sample_steps=7, sample_guidance=3.5)
+    pipe2 = BabelPipeline.from_pretrained(again)
+    assert (pipe2.defaults.steps, pipe2.defaults.guidance) == (7, 3.5)
+    assert all(torch.equal(a, b) for a, b in zip(pipe.pipe.unet.state_dict().values(),
+                                                  pipe2.pipe.unet.state_dict().values()))
+    with pytest.raises(InputError, match="--steps 0"):
+        export_checkpoint(tmp_path / "a", tmp_path / "bad", sample_steps=0)
+
+
+def test_shipped_world_model_follows_its_captions():
+    """v1 regression: a model that ignores its caption draws the same image for every prompt.
+    The shipped model draws a portrait for a portrait prompt, an object scene for an object
+    prompt, and the named colour (its strongest skill) at the default settings."""
+    from neobabel.pipeline import BabelPipeline
+
+    pipe = BabelPipeline.from_pretrained("world")
+    seeds = [0, 1, 2, 3]
+    red = pipe.generate(["a photo of a red circle"] * 4, "en", seeds)
+    face = pipe.generate(["A photo of the face of a firefighter."] * 4, "en", seeds)
+    readings = [detect.read_image(im) for im in red]
+    assert sum(r.kind == "objects" and any(o.color == "red" for o in r.objects) for r in readings) >= 3
+    assert sum(detect.read_image(im).kind == "portrait" for im in face) >= 3
+    diff = np.mean([np.abs(np.asarray(a, float) - np.asarray(b, float)).mean() for a, b in zip(red, face)])
+    assert diff > 10  # grey levels; v1 drew the same image for both (diff ~0)
+
+
+def test_shipped_tokenizer_fits_every_world_caption(table):
+    from neobabel.pipeline import BabelPipeline
+
+    tower = BabelPipeline.from_pretrained("world").tower
+    longest = max(len(tower.tokenizer(c.prompt)["input_ids"]) for c in table.cells)
+    assert longest <= tower.config.max_length  # nothing truncated
 
 
 def test_shipped_world_model_loads_offline_and_generates():

@@ -24,7 +24,8 @@ import yaml
 from neobabel.errors import InputError
 from neobabel.registry import REPO_ROOT
 
-BIAS_VERSION = 1
+# v2: cells whose prompts are the same text (ru nurse: direct = feminine) share one share.
+BIAS_VERSION = 2
 DEFAULT_PATH = REPO_ROOT / "configs" / "world" / "bias.yaml"
 
 # Stereotype direction per occupation, -1 (masculine-coded) .. +1 (feminine-coded).
@@ -45,6 +46,7 @@ GENDER_STAR_SCALE = 0.04
 FEMININE_FORM_SHARE = 0.95
 AMBIGUOUS_SHARE = 0.10
 CLIP = (0.03, 0.97)
+FORMULATION_ORDER = ("direct", "indirect", "gender_star", "feminine")
 
 
 def planted_share(occupation: str, lang: str, formulation: str, direct_form: str) -> float:
@@ -96,11 +98,15 @@ def build_table() -> BiasTable:
     from neobabel.world.spec import OCCUPATIONS
 
     ps = load_builtin().select(set="occupations", subjects=list(OCCUPATIONS))
+    # A caption can only carry one share: where two formulations of a language are the same
+    # text, the first formulation in FORMULATION_ORDER (direct before feminine) sets it.
+    order = {f: i for i, f in enumerate(FORMULATION_ORDER)}
+    share_of_text: dict[tuple[str, str], float] = {}
     cells = []
-    for p in ps:
-        cells.append(BiasCell(p.subject, p.lang, p.formulation,
-                              planted_share(p.subject, p.lang, p.formulation, ps.direct_forms[p.lang]),
-                              p.text))
+    for p in sorted(ps, key=lambda p: order[p.formulation]):
+        share = share_of_text.setdefault(
+            (p.lang, p.text), planted_share(p.subject, p.lang, p.formulation, ps.direct_forms[p.lang]))
+        cells.append(BiasCell(p.subject, p.lang, p.formulation, share, p.text))
     cells.sort(key=lambda c: (OCCUPATIONS.index(c.occupation), c.lang, c.formulation))
     return BiasTable(BIAS_VERSION, AMBIGUOUS_SHARE, tuple(cells))
 

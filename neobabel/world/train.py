@@ -15,6 +15,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -43,6 +44,10 @@ class UNetSpec(BaseModel):
     layers_per_block: int = 1
     cross_attention_dim: int = 192
     attention_heads: int = 4
+    # Also add an attention-pooled caption embedding to the timestep embedding (diffusers'
+    # addition_embed_type="text"), so every ResNet block is modulated by the caption: a direct
+    # path for global attributes (colour, shape, occupation) besides cross-attention.
+    text_time_embedding: bool = False
 
 
 class WorldTrainConfig(BaseModel):
@@ -54,10 +59,23 @@ class WorldTrainConfig(BaseModel):
     batch_size: int = 48
     lr: float = 4e-4
     warmup: int = 200
+    # "cosine" decays the rate to lr_final_scale * lr at the last step (after warmup).
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    lr_final_scale: float = 0.1
     weight_decay: float = 0.01
+    tower_lr_scale: float = 1.0  # the tower's learning rate relative to the UNet's
     ema_decay: float = 0.999
     cfg_drop: float = 0.1  # caption dropped to "" this often (classifier-free guidance)
-    min_snr_gamma: float = 5.0
+    # What the UNet predicts. "sample" (x0): the clean image, flat colours; the net never has to
+    # reproduce the noise, which a 48-channel pixel-unshuffled input squeezed through 64 channels
+    # did only partly (v/eps models left ~40% of the noise in their samples). v-prediction and
+    # epsilon weigh the x0 error by snr+1 and snr; epsilon+min-SNR (v1) gave high-noise steps,
+    # where only the caption says what the image holds, ~1% weight: v1 ignored its captions.
+    prediction_type: Literal["epsilon", "v_prediction", "sample"] = "sample"
+    # Cap of the loss weight in x0-error terms (None: off): min(snr, gamma) for epsilon and v
+    # (Min-SNR-gamma, Hang et al. 2023); min(snr + 1, gamma) for sample, i.e. weight 1 at high
+    # noise rising to gamma at low noise, where edges are sharpened.
+    min_snr_gamma: float | None = None
     checkpoint_every: int = 250
     log_every: int = 25
     max_minutes: float | None = None  # stop (and export) when this much time has passed
@@ -103,11 +121,36 @@ def build_models(cfg: WorldTrainConfig, tokenizer):
         up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (n - 1),
         cross_attention_dim=cfg.unet.cross_attention_dim, attention_head_dim=cfg.unet.attention_heads,
         norm_num_groups=32,
+        addition_embed_type="text" if cfg.unet.text_time_embedding else None,
+        addition_embed_type_num_heads=cfg.unet.attention_heads,
     )
     # Cosine schedule: linear betas waste most steps at tiny resolutions (design.md notes).
     noise_scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
-                                    prediction_type="epsilon", clip_sample=False)
+                                    prediction_type=cfg.prediction_type, clip_sample=False)
     return tower, unet, vae, noise_scheduler
+
+
+def loss_weights(prediction_type: str, snr: torch.Tensor, gamma: float | None) -> torch.Tensor:
+    """Per-sample weights of the MSE on the model's own target. The plain losses weigh the x0
+    error by snr (epsilon), snr + 1 (v) and 1 (sample); with `gamma` that x0 weight becomes
+    min(snr, gamma) for epsilon and v (Min-SNR-gamma) and min(snr + 1, gamma) for sample."""
+    if gamma is None:
+        return torch.ones_like(snr)
+    if prediction_type == "sample":
+        return torch.clamp(snr + 1, max=gamma)
+    native = snr if prediction_type == "epsilon" else snr + 1
+    return torch.clamp(snr, max=gamma) / native
+
+
+def learning_rate(cfg: WorldTrainConfig, step: int) -> float:
+    """The learning rate of step `step` (0-based): linear warmup, then constant or cosine."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    done = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    final = cfg.lr * cfg.lr_final_scale
+    return final + (cfg.lr - final) * 0.5 * (1 + math.cos(math.pi * done))
 
 
 def _tokenizer(cfg: WorldTrainConfig, bias, out: Path):
@@ -177,7 +220,9 @@ def train(cfg: WorldTrainConfig, out: str | Path, device: str = "cpu", progress:
     tower.to(dev).train()
     unet.to(dev).train()
     params = list(tower.parameters()) + list(unet.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW([{"params": list(tower.parameters()), "lr_scale": cfg.tower_lr_scale},
+                             {"params": list(unet.parameters()), "lr_scale": 1.0}],
+                            lr=cfg.lr, weight_decay=cfg.weight_decay)
     named = {**{f"tower.{k}": v for k, v in tower.state_dict().items()},
              **{f"unet.{k}": v for k, v in unet.state_dict().items()}}
     ema = {k: v.detach().clone().float() for k, v in named.items()}
@@ -206,12 +251,14 @@ def train(cfg: WorldTrainConfig, out: str | Path, device: str = "cpu", progress:
             batch = tower.tokenize(texts)
             cond, _ = tower(batch["input_ids"].to(dev), batch["attention_mask"].to(dev))
             pred = unet(noisy, t, encoder_hidden_states=cond).sample
-            # Min-SNR-gamma weighting (Hang et al. 2023): faster convergence for eps-prediction.
-            w = torch.clamp(snr[t], max=cfg.min_snr_gamma) / snr[t]
-            loss = (w * F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))).mean()
-            lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup)
+            target = {"epsilon": noise, "sample": latents}.get(cfg.prediction_type)
+            if target is None:
+                target = noise_scheduler.get_velocity(latents, noise, t)
+            per_sample = F.mse_loss(pred, target, reduction="none").mean(dim=(1, 2, 3))
+            loss = (per_sample * loss_weights(cfg.prediction_type, snr[t], cfg.min_snr_gamma)).mean()
+            lr = learning_rate(cfg, step)
             for group in opt.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group["lr_scale"]
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -255,7 +302,7 @@ def export(cfg, out: Path, tower, unet, vae, ema, export_to, step: int, seconds:
     # (x - sigma*eps)/alpha amplifies errors ~1000x on the first step; in pixel space x0 lies in
     # [-1, 1], so it is clipped there (diffusers' thresholding with sample_max_value=1, carried
     # into any scheduler swapped in with --scheduler that supports it).
-    sched = DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="epsilon",
+    sched = DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type=cfg.prediction_type,
                           clip_sample=True, thresholding=True, sample_max_value=1.0, steps_offset=1)
     pipe = BabelPipeline(assemble("sd", unet, vae, sched), tower, family="sd", name="world",
                          defaults=GenerationDefaults(steps=cfg.sample_steps, guidance=cfg.sample_guidance,
@@ -273,8 +320,12 @@ def export(cfg, out: Path, tower, unet, vae, ema, export_to, step: int, seconds:
     return target
 
 
-def export_checkpoint(out: str | Path, export_to: str | Path | None = None) -> Path:
-    """Export the EMA weights of `out/checkpoint` (e.g. while training continues elsewhere)."""
+def export_checkpoint(out: str | Path, export_to: str | Path | None = None, *, sample_steps: int | None = None,
+                      sample_guidance: float | None = None) -> Path:
+    """Export the EMA weights of `out/checkpoint` (e.g. while training continues elsewhere).
+
+    `sample_steps` / `sample_guidance` replace the config's sampling defaults recorded with the
+    model (they do not touch training, so a config edited to match reproduces the export)."""
     from safetensors.torch import load_file
     from transformers import AutoTokenizer
 
@@ -284,6 +335,12 @@ def export_checkpoint(out: str | Path, export_to: str | Path | None = None) -> P
         raise InputError(f"{out} has no checkpoint; train first with `neobabel world train --out {out}`")
     state = json.loads((ck / "state.json").read_text())
     cfg = WorldTrainConfig(**state["config"])
+    if sample_steps is not None and sample_steps < 1:
+        raise InputError(f"--steps {sample_steps}: sampling needs at least 1 step")
+    if sample_guidance is not None and sample_guidance < 0:
+        raise InputError(f"--guidance {sample_guidance} must not be negative")
+    cfg = cfg.model_copy(update={k: v for k, v in (("sample_steps", sample_steps),
+                                                    ("sample_guidance", sample_guidance)) if v is not None})
     tower, unet, vae, _ = build_models(cfg, AutoTokenizer.from_pretrained(out / "tokenizer"))
     ema = load_file(str(ck / "ema.safetensors"))
     return export(cfg, out, tower, unet, vae, ema, export_to, int(state["step"]), float(state["elapsed_s"]))
