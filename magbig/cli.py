@@ -267,6 +267,7 @@ def planted(
     classifier: Annotated[Optional[str], typer.Option("--classifier", help="whose labels (default: the run's first)")] = None,
     tolerance: Annotated[float, typer.Option("--tolerance", help="|p̂ − planted| counted as recovered")] = 0.10,
     cells: Annotated[Optional[Path], typer.Option("--cells", help="also write the per-cell table (.csv or .parquet)")] = None,
+    subjects: Annotated[Optional[str], typer.Option("--subjects", help="comma-separated occupations to keep (e.g. those a model card says were learned)")] = None,
 ):
     """Compare a world-model audit with the planted bias table; prints a JSON summary.
 
@@ -280,6 +281,15 @@ def planted(
     if cells is not None and cells.suffix not in (".csv", ".parquet"):
         raise InputError(f"--cells {cells}: use a .csv or .parquet file name")
     cmp = compare_to_planted(run, classifier, tolerance=tolerance)
+    if subjects:
+        import polars as pl
+
+        keep = [x.strip() for x in subjects.split(",") if x.strip()]
+        unknown = sorted(set(keep) - set(cmp["subject"].to_list()))
+        if unknown:
+            raise InputError(f"--subjects: {', '.join(unknown)} not in {run} (it has: "
+                             f"{', '.join(sorted(set(cmp['subject'].to_list())))})")
+        cmp = cmp.filter(pl.col("subject").is_in(keep))
     if cmp.height == 0:
         raise InputError(f"{run} has no labelled prompts of the world's planted table; audit a world "
                          "model (e.g. `magbig audit --config configs/audits/quick.yaml`) and classify with `world`")

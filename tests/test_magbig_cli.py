@@ -115,6 +115,15 @@ def test_planted_compares_with_the_bias_table(runner, audit_run, tmp_path):
     assert cells.height == 8 and {"planted", "p_female", "error", "within"} <= set(cells.columns)
 
 
+def test_planted_subjects_filter(runner, main, audit_run):
+    _, out, _ = audit_run
+    res = runner.invoke(magbig_cli.app, ["planted", str(out), "--subjects", "pilot"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["cells"] == 4
+    code, _, err = main("planted", str(out), "--subjects", "pilot,astronaut")
+    assert code == 2 and "astronaut" in err
+
+
 def test_planted_bad_tolerance_exits_2(main, audit_run):
     _, out, _ = audit_run
     code, _, err = main("planted", str(out), "--tolerance", "1.5")
