@@ -68,7 +68,7 @@ class WorldTrainConfig(BaseModel):
     cfg_drop: float = 0.1  # caption dropped to "" this often (classifier-free guidance)
     # What the UNet predicts. "sample" (x0): the clean image, flat colours; the net never has to
     # reproduce the noise, which a 48-channel pixel-unshuffled input squeezed through 64 channels
-    # did only partly (v/eps models left ~40% of the noise in their samples). v-prediction and
+    # did only partly (a v model removed ~40% of the noise variance at t=10). v-prediction and
     # epsilon weigh the x0 error by snr+1 and snr; epsilon+min-SNR (v1) gave high-noise steps,
     # where only the caption says what the image holds, ~1% weight: v1 ignored its captions.
     prediction_type: Literal["epsilon", "v_prediction", "sample"] = "sample"
