@@ -14,7 +14,6 @@ Same exit-code contract as `neobabel` (2 bad input, 1 runtime failure, 130 inter
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -294,12 +293,10 @@ def planted(
         raise InputError(f"{run} has no labelled prompts of the world's planted table; audit a world "
                          "model (e.g. `magbig audit --config configs/audits/quick.yaml`) and classify with `world`")
     if cells is not None:
-        from neobabel.runs import atomic_write_parquet
+        from neobabel.runs import atomic_write_bytes, atomic_write_parquet
 
         if cells.suffix == ".csv":
-            tmp = cells.with_name(cells.name + ".tmp")
-            cmp.write_csv(tmp)
-            os.replace(tmp, cells)
+            atomic_write_bytes(cells, cmp.write_csv().encode("utf-8"))
         else:
             atomic_write_parquet(cmp, cells)
     print(json.dumps(planted_recovery(cmp, tolerance), indent=1, ensure_ascii=False))

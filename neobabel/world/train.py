@@ -63,7 +63,6 @@ class WorldTrainConfig(BaseModel):
     lr_schedule: Literal["constant", "cosine"] = "constant"
     lr_final_scale: float = 0.1
     weight_decay: float = 0.01
-    tower_lr_scale: float = 1.0  # the tower's learning rate relative to the UNet's
     ema_decay: float = 0.999
     cfg_drop: float = 0.1  # caption dropped to "" this often (classifier-free guidance)
     # What the UNet predicts. "sample" (x0): the clean image, flat colours; the net never has to
@@ -220,9 +219,7 @@ def train(cfg: WorldTrainConfig, out: str | Path, device: str = "cpu", progress:
     tower.to(dev).train()
     unet.to(dev).train()
     params = list(tower.parameters()) + list(unet.parameters())
-    opt = torch.optim.AdamW([{"params": list(tower.parameters()), "lr_scale": cfg.tower_lr_scale},
-                             {"params": list(unet.parameters()), "lr_scale": 1.0}],
-                            lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     named = {**{f"tower.{k}": v for k, v in tower.state_dict().items()},
              **{f"unet.{k}": v for k, v in unet.state_dict().items()}}
     ema = {k: v.detach().clone().float() for k, v in named.items()}
@@ -258,7 +255,7 @@ def train(cfg: WorldTrainConfig, out: str | Path, device: str = "cpu", progress:
             loss = (per_sample * loss_weights(cfg.prediction_type, snr[t], cfg.min_snr_gamma)).mean()
             lr = learning_rate(cfg, step)
             for group in opt.param_groups:
-                group["lr"] = lr * group["lr_scale"]
+                group["lr"] = lr
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
