@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
 
-.PHONY: install demo test test-fast bench-cpu bench-gpu clean
+.PHONY: install demo test test-fast bench-cpu bench-gpu gpu-wheels clean
 
 # torch is pinned in the same pip command as everything else (constraints.txt says
 # torch==2.13.0+cpu, a wheel on disk here); otherwise pip would pull a multi-GB CUDA build.
@@ -31,6 +31,15 @@ bench-cpu: install
 
 bench-gpu: install
 	$(BIN)/python benchmarks/bench_sd15_gpu.py
+
+# Wheels the lent GPU machine lacks (its Python 3.12 image has torch and transformers), for
+# benchmarks/gpu_world_train.sh; carried there as .whl/ (ignored by git).
+GPU_WHEELS := diffusers==0.42.1 pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 \
+	typing-inspection==0.4.5 importlib-metadata==10.2.0
+gpu-wheels:
+	python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	  -d .whl $(GPU_WHEELS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -30,6 +30,13 @@ SCHEDULERS = {
     "unipc": "UniPCMultistepScheduler",
 }
 
+# Schedulers that implement only some of the model outputs (diffusers raises mid-sampling);
+# the others take epsilon, v_prediction and sample (x0, e.g. the world model).
+PREDICTION_TYPES = {
+    "euler_a": ("epsilon", "v_prediction"),
+    "pndm": ("epsilon", "v_prediction"),
+}
+
 
 def _read_json(path: Path) -> dict:
     try:
@@ -106,6 +113,11 @@ def set_scheduler(pipe, name: str | None) -> str:
         return type(pipe.scheduler).__name__
     if name not in SCHEDULERS:
         raise InputError(f"unknown scheduler {name!r}; use one of: {', '.join(SCHEDULERS)}")
+    prediction = pipe.scheduler.config.get("prediction_type", "epsilon")
+    if prediction not in PREDICTION_TYPES.get(name, (prediction,)):
+        ok = [n for n in SCHEDULERS if prediction in PREDICTION_TYPES.get(n, (prediction,))]
+        raise InputError(f"scheduler {name!r} cannot sample a model that predicts {prediction!r}; "
+                         f"use one of: {', '.join(ok)}")
     import diffusers
 
     cls = getattr(diffusers, SCHEDULERS[name])

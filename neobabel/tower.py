@@ -35,6 +35,10 @@ class TowerConfig:
     max_length: int = 77  # texts are padded/truncated to this many tokens
     hidden_dim: int = 0  # MLP hidden width; 0 = out_dim
     resampler_heads: int = 8
+    # Zero the output at padded positions. The UNet's cross-attention (and diffusers' pooled
+    # text-time embedding) see every position unmasked, and after the LayerNorm each pad carries
+    # a full-norm copy of the common component, crowding out the few caption tokens.
+    zero_padding: bool = False
     # Where the encoder lives: "encoder" (a subfolder of the saved tower) or a hub id.
     encoder: str = ENCODER_DIR
     encoder_revision: str | None = None
@@ -85,12 +89,15 @@ class TowerAdapter(nn.Module):
         # CLIP's text states end in a LayerNorm; backbones expect embeddings on that scale.
         self.norm = nn.LayerNorm(out)
         self.pooled = nn.Linear(in_dim, config.pooled_dim) if config.pooled_dim else None
+        self.zero_padding = config.zero_padding
 
     def forward(self, states: torch.Tensor, mask: torch.Tensor):
         tokens = self.proj(states)
         if self.resampler is not None:
             tokens = self.resampler(tokens, mask)
         tokens = self.norm(tokens)
+        if self.zero_padding and self.resampler is None:
+            tokens = tokens * mask.unsqueeze(-1).to(tokens.dtype)
         pooled = None
         if self.pooled is not None:
             m = mask.unsqueeze(-1).to(states.dtype)

@@ -111,6 +111,20 @@ def test_padding_is_masked_out(xlmr_dir):
     torch.testing.assert_close(pooled_short, pooled_long, rtol=1e-4, atol=1e-5)
 
 
+def test_zero_padding_zeroes_padded_positions_only(xlmr_dir, tmp_path):
+    texts = ["a photo", "ein Foto vom Gesicht einer Ärztin"]
+    plain = _tower(xlmr_dir, out_dim=32, max_length=16)
+    zeroed = _tower(xlmr_dir, out_dim=32, max_length=16, zero_padding=True)
+    mask = zeroed.tokenize(texts)["attention_mask"].bool()
+    assert (~mask).any()  # both are padded to 16
+    a, _ = plain.encode(texts)
+    b, _ = zeroed.encode(texts)
+    torch.testing.assert_close(b[mask], a[mask])  # same weights: real tokens untouched
+    assert torch.count_nonzero(b[~mask]) == 0 and torch.count_nonzero(a[~mask]) > 0
+    zeroed.save_pretrained(tmp_path / "tower")
+    assert torch.equal(MultilingualTower.from_pretrained(tmp_path / "tower").encode(texts)[0], b)
+
+
 def test_long_text_is_truncated_to_max_length(xlmr_dir):
     tower = _tower(xlmr_dir, out_dim=16, max_length=8)
     embeds, _ = tower.encode([LONG * 5])

@@ -11,7 +11,7 @@ from scipy import stats
 from neobabel.languages import LANGUAGE_CODES, LANGUAGES
 from neobabel.errors import InputError
 from neobabel.world.bias import FEMININE_FORM_SHARE, build_table, load_table, planted_share
-from neobabel.world.data import WorldSampler, scene_caption
+from neobabel.world.data import WorldDataConfig, WorldSampler, scene_caption
 from neobabel.world.evaluate import object_suite, score_objects, summarize
 from neobabel.world.render import render
 from neobabel.world.spec import OCCUPATIONS, TASKS, ObjectScene, sample_object_scene
@@ -172,6 +172,15 @@ def test_malformed_training_config_is_an_input_error(tmp_path):
         load_config(bad)
 
 
+def test_cross_attention_levels_need_one_flag_per_level(tmp_path):
+    from neobabel.world.train import load_config
+
+    bad = tmp_path / "t.yaml"
+    bad.write_text("unet:\n  block_out_channels: [32, 64, 128]\n  cross_attention_levels: [false, true]\n")
+    with pytest.raises(InputError, match="cross_attention_levels has 2 entries for 3 levels"):
+        load_config(bad)
+
+
 def test_loss_weights_follow_the_stated_x0_weighting():
     from neobabel.world.train import loss_weights
 
@@ -198,6 +207,31 @@ def test_learning_rate_warms_up_then_follows_the_schedule():
     assert learning_rate(constant, 1000) == 1e-3
 
 
+def test_batch_stream_is_in_step_order_for_any_number_of_workers(table):
+    from neobabel.world.train import batch_stream
+
+    sampler = WorldSampler(table, WorldDataConfig(size=32), seed=3)
+    serial = list(batch_stream(sampler, 5, 12, 4))
+    assert [s for s, _, _ in serial] == list(range(5, 12))
+    parallel = list(batch_stream(sampler, 5, 12, 4, workers=3))
+    assert [s for s, _, _ in parallel] == list(range(5, 12))
+    for (_, im_a, tx_a), (_, im_b, tx_b) in zip(serial, parallel):
+        assert torch.equal(im_a, im_b) and tx_a == tx_b
+
+
+def test_ema_update_matches_the_per_tensor_formula():
+    from neobabel.world.train import ema_update
+
+    g = torch.Generator().manual_seed(0)
+    current = {"w": torch.randn(3, 4, generator=g), "b": torch.randn(4, generator=g),
+               "n": torch.tensor([7])}
+    ema = {"w": torch.randn(3, 4, generator=g), "b": torch.randn(4, generator=g), "n": torch.tensor([1])}
+    want = {k: ema[k] * 0.9 + current[k] * 0.1 for k in ("w", "b")}
+    ema_update(ema, current, 0.9)
+    assert torch.allclose(ema["w"], want["w"]) and torch.allclose(ema["b"], want["b"])
+    assert ema["n"].item() == 7  # integer buffers are copied, not averaged
+
+
 @pytest.mark.slow
 def test_training_resumes_exactly_and_exports_a_loadable_babel_pipeline(tmp_path):
     from safetensors.torch import load_file
@@ -205,7 +239,8 @@ def test_training_resumes_exactly_and_exports_a_loadable_babel_pipeline(tmp_path
     from neobabel.pipeline import BabelPipeline
     from neobabel.world.train import WorldTrainConfig, export_checkpoint, train
 
-    straight = train(WorldTrainConfig(**TINY_TRAIN), tmp_path / "a", progress=False)
+    # rendered by two data workers here, in the training process below: the same data
+    straight = train(WorldTrainConfig(**{**TINY_TRAIN, "data_workers": 2}), tmp_path / "a", progress=False)
     # the same run, stopped after 2 steps and resumed
     train(WorldTrainConfig(**{**TINY_TRAIN, "steps": 2}), tmp_path / "b", progress=False)
     resumed = train(WorldTrainConfig(**TINY_TRAIN), tmp_path / "b", progress=False)
@@ -273,3 +308,16 @@ def test_shipped_world_model_loads_offline_and_generates():
     images = pipe.generate(["a photo of a red circle", "两个红色圆形的照片"], ["en", "zh"], 0, steps=2)
     assert [im.size for im in images] == [(64, 64), (64, 64)]
     assert (weights / "bias.yaml").is_file() and (weights / "training.json").is_file()
+
+
+def test_schedulers_that_cannot_sample_an_x0_model_are_refused_up_front():
+    """diffusers' EulerAncestral and PNDM raise mid-sampling on a "sample" model; we refuse
+    before generating, naming the schedulers that work."""
+    from neobabel.pipeline import BabelPipeline
+
+    pipe = BabelPipeline.from_pretrained("world")
+    for name in ("euler_a", "pndm"):
+        with pytest.raises(InputError, match=f"'{name}'.*'sample'.*ddim") as e:
+            pipe.generate(["a photo of a red circle"], "en", 0, steps=2, scheduler=name)
+        assert name not in str(e.value).split("use one of:")[1]
+    assert pipe.generate(["a photo of a red circle"], "en", 0, steps=2, scheduler="euler")[0].size == (64, 64)

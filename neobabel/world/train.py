@@ -17,9 +17,8 @@ import time
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 from torch.nn import functional as F
 
 from neobabel.configfile import read_yaml_mapping, validate_spec
@@ -36,6 +35,7 @@ class TowerSpec(BaseModel):
     intermediate: int = 512
     vocab_size: int = 2000
     max_length: int = 48
+    zero_padding: bool = False  # see TowerConfig.zero_padding
 
 
 class UNetSpec(BaseModel):
@@ -48,6 +48,16 @@ class UNetSpec(BaseModel):
     # addition_embed_type="text"), so every ResNet block is modulated by the caption: a direct
     # path for global attributes (colour, shape, occupation) besides cross-attention.
     text_time_embedding: bool = False
+    # Which levels (outermost first) get cross-attention; None: all but the innermost. A plain
+    # outermost level lets a 2x-unshuffled model work at 32x32 without 1024-token attention.
+    cross_attention_levels: tuple[bool, ...] | None = None
+
+    @model_validator(mode="after")
+    def _one_flag_per_level(self):
+        if self.cross_attention_levels is not None and len(self.cross_attention_levels) != len(self.block_out_channels):
+            raise ValueError(f"cross_attention_levels has {len(self.cross_attention_levels)} entries for "
+                             f"{len(self.block_out_channels)} levels (block_out_channels); give one per level")
+        return self
 
 
 class WorldTrainConfig(BaseModel):
@@ -79,6 +89,13 @@ class WorldTrainConfig(BaseModel):
     log_every: int = 25
     max_minutes: float | None = None  # stop (and export) when this much time has passed
     threads: int | None = None
+    # Processes rendering batches ahead of the training step (0: render in the training
+    # process). Batch t is still a function of (seed, t), so the data and the result are the
+    # same for any number; on a GPU the renderer is otherwise the bottleneck.
+    data_workers: int = 0
+    # "bf16": autocast the forward passes to bfloat16 (CUDA); weights, optimizer and EMA stay
+    # fp32. Results then differ in the last bits from an fp32 run.
+    precision: Literal["fp32", "bf16"] = "fp32"
     portrait_fraction: float = 0.35
     color_mention_prob: float = 0.5
     sample_steps: int = 20
@@ -108,16 +125,17 @@ def build_models(cfg: WorldTrainConfig, tokenizer):
         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
     ), add_pooling_layer=False)
     tower = MultilingualTower(enc, tokenizer, TowerConfig(adapter="linear", out_dim=cfg.unet.cross_attention_dim,
-                                                          max_length=t.max_length))
+                                                          max_length=t.max_length, zero_padding=t.zero_padding))
     levels = int(math.log2(cfg.unshuffle))
     vae = PixelShuffleAutoencoder(in_channels=3, block_out_channels=(3,) * (levels + 1))
     latent_ch = 3 * cfg.unshuffle**2
     n = len(cfg.unet.block_out_channels)
+    attn = cfg.unet.cross_attention_levels or (True,) * (n - 1) + (False,)
     unet = UNet2DConditionModel(
         sample_size=cfg.size // cfg.unshuffle, in_channels=latent_ch, out_channels=latent_ch,
         block_out_channels=cfg.unet.block_out_channels, layers_per_block=cfg.unet.layers_per_block,
-        down_block_types=("CrossAttnDownBlock2D",) * (n - 1) + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (n - 1),
+        down_block_types=tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in attn),
+        up_block_types=tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attn)),
         cross_attention_dim=cfg.unet.cross_attention_dim, attention_head_dim=cfg.unet.attention_heads,
         norm_num_groups=32,
         addition_embed_type="text" if cfg.unet.text_time_embedding else None,
@@ -150,6 +168,50 @@ def learning_rate(cfg: WorldTrainConfig, step: int) -> float:
     done = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
     final = cfg.lr * cfg.lr_final_scale
     return final + (cfg.lr - final) * 0.5 * (1 + math.cos(math.pi * done))
+
+
+@torch.no_grad()
+def ema_update(ema: dict[str, torch.Tensor], current: dict[str, torch.Tensor], decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * current for float tensors (copied otherwise), in a
+    few fused kernels rather than one per tensor (hundreds of launches a step on a GPU)."""
+    floats = [k for k, v in current.items() if v.dtype.is_floating_point]
+    if floats:
+        ema_f = [ema[k] for k in floats]
+        torch._foreach_mul_(ema_f, decay)
+        torch._foreach_add_(ema_f, [current[k].detach().float() for k in floats], alpha=1 - decay)
+    for k, v in current.items():
+        if not v.dtype.is_floating_point:
+            ema[k].copy_(v)
+
+
+class _Batches(torch.utils.data.IterableDataset):
+    """Batches start..stop-1 of a run; worker i of w renders steps start+i, start+i+w, ... and
+    the DataLoader returns them round-robin, i.e. in step order (checked by the caller)."""
+
+    def __init__(self, sampler: WorldSampler, start: int, stop: int, batch_size: int):
+        self.sampler, self.start, self.stop, self.batch_size = sampler, start, stop, batch_size
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        first, stride = (0, 1) if info is None else (info.id, info.num_workers)
+        for step in range(self.start + first, self.stop, stride):
+            images, texts, _ = self.sampler.batch(step, self.batch_size)
+            yield step, torch.from_numpy(images), texts
+
+
+def batch_stream(sampler: WorldSampler, start: int, stop: int, batch_size: int, workers: int = 0,
+                 pin_memory: bool = False):
+    """(step, uint8 images (n, H, W, 3), captions) for steps start..stop-1, in order."""
+    data = _Batches(sampler, start, stop, batch_size)
+    if workers <= 0:
+        yield from data
+        return
+    loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=workers, prefetch_factor=4,
+                                         pin_memory=pin_memory)
+    for expected, (step, images, texts) in enumerate(loader, start):
+        if step != expected:  # would silently reorder the data: never expected, so loud
+            raise RuntimeError(f"data worker returned batch {step} where {expected} was due")
+        yield step, images, texts
 
 
 def _tokenizer(cfg: WorldTrainConfig, bias, out: Path):
@@ -187,7 +249,7 @@ def _save_checkpoint(out: Path, step: int, elapsed: float, tower, unet, ema, opt
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _load_checkpoint(out: Path, tower, unet, ema, opt) -> tuple[int, float]:
+def _load_checkpoint(out: Path, tower, unet, ema, opt, device: torch.device) -> tuple[int, float]:
     from safetensors.torch import load_file
 
     ck = out / "checkpoint"
@@ -195,7 +257,7 @@ def _load_checkpoint(out: Path, tower, unet, ema, opt) -> tuple[int, float]:
         return 0, 0.0
     tower.load_state_dict(load_file(str(ck / "tower.safetensors")))
     unet.load_state_dict(load_file(str(ck / "unet.safetensors")))
-    ema.update(load_file(str(ck / "ema.safetensors")))
+    ema.update(load_file(str(ck / "ema.safetensors"), device=str(device)))
     opt.load_state_dict(torch.load(ck / "optimizer.pt", weights_only=True))
     state = json.loads((ck / "state.json").read_text())
     return int(state["step"]), float(state["elapsed_s"])
@@ -211,6 +273,9 @@ def train(cfg: WorldTrainConfig, out: str | Path, device: str = "cpu", progress:
         raise InputError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     bias = load_table()
     sampler = WorldSampler(bias, WorldDataConfig(size=cfg.size, portrait_fraction=cfg.portrait_fraction,
                                                  color_mention_prob=cfg.color_mention_prob), seed=cfg.seed)
@@ -219,11 +284,12 @@ def train(cfg: WorldTrainConfig, out: str | Path, device: str = "cpu", progress:
     tower.to(dev).train()
     unet.to(dev).train()
     params = list(tower.parameters()) + list(unet.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # fused: one kernel for the whole update on CUDA (the same arithmetic, in another order)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=dev.type == "cuda" or None)
     named = {**{f"tower.{k}": v for k, v in tower.state_dict().items()},
              **{f"unet.{k}": v for k, v in unet.state_dict().items()}}
     ema = {k: v.detach().clone().float() for k, v in named.items()}
-    step, elapsed_before = _load_checkpoint(out, tower, unet, ema, opt)
+    step, elapsed_before = _load_checkpoint(out, tower, unet, ema, opt, dev)
     (out / "train_config.json").write_text(json.dumps(cfg.model_dump(mode="json"), indent=1))
 
     alphas = noise_scheduler.alphas_cumprod.to(dev)
@@ -231,23 +297,26 @@ def train(cfg: WorldTrainConfig, out: str | Path, device: str = "cpu", progress:
     t0 = time.perf_counter()
     log_path = out / "train_log.jsonl"
     bar = _Bar(progress, cfg.steps, step)
-    losses: list[float] = []
+    losses: list[torch.Tensor] = []  # on the device: reading each loss would sync every step
+    stream = batch_stream(sampler, step, cfg.steps, cfg.batch_size, cfg.data_workers, pin_memory=dev.type == "cuda")
+    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
     try:
-        while step < cfg.steps:
+        for data_step, images, texts in stream:
+            assert data_step == step
             if cfg.max_minutes and (elapsed_before + time.perf_counter() - t0) / 60 > cfg.max_minutes:
                 break
-            images, texts, _ = sampler.batch(step, cfg.batch_size)
             g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
             drop = torch.rand(len(texts), generator=g) < cfg.cfg_drop
             texts = ["" if d else t for d, t in zip(drop.tolist(), texts)]
-            x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0).to(dev)
+            x = images.to(dev, non_blocking=True).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
             latents = vae.encode(x)
             noise = torch.randn(latents.shape, generator=g).to(dev)
             t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(texts),), generator=g).to(dev)
             noisy = noise_scheduler.add_noise(latents, noise, t)
             batch = tower.tokenize(texts)
-            cond, _ = tower(batch["input_ids"].to(dev), batch["attention_mask"].to(dev))
-            pred = unet(noisy, t, encoder_hidden_states=cond).sample
+            with autocast:
+                cond, _ = tower(batch["input_ids"].to(dev), batch["attention_mask"].to(dev))
+                pred = unet(noisy, t, encoder_hidden_states=cond).sample.float()
             target = {"epsilon": noise, "sample": latents}.get(cfg.prediction_type)
             if target is None:
                 target = noise_scheduler.get_velocity(latents, noise, t)
@@ -261,24 +330,20 @@ def train(cfg: WorldTrainConfig, out: str | Path, device: str = "cpu", progress:
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             step += 1
-            with torch.no_grad():
-                decay = min(cfg.ema_decay, (1 + step) / (10 + step))
-                for k, v in {**{f"tower.{k}": v for k, v in tower.state_dict().items()},
-                             **{f"unet.{k}": v for k, v in unet.state_dict().items()}}.items():
-                    if v.dtype.is_floating_point:
-                        ema[k].mul_(decay).add_(v.detach().float(), alpha=1 - decay)
-                    else:
-                        ema[k].copy_(v)
-            losses.append(loss.item())
-            bar.update(step, loss.item())
+            ema_update(ema, {**{f"tower.{k}": v for k, v in tower.state_dict().items()},
+                             **{f"unet.{k}": v for k, v in unet.state_dict().items()}},
+                       min(cfg.ema_decay, (1 + step) / (10 + step)))
+            losses.append(loss.detach())
+            bar.update(step, loss)
             if step % cfg.log_every == 0:
                 with open(log_path, "a") as fh:
-                    fh.write(json.dumps({"step": step, "loss": float(np.mean(losses)), "lr": lr,
+                    fh.write(json.dumps({"step": step, "loss": torch.stack(losses).double().mean().item(), "lr": lr,
                                          "elapsed_s": round(elapsed_before + time.perf_counter() - t0, 1)}) + "\n")
                 losses.clear()
             if step % cfg.checkpoint_every == 0:
                 _save_checkpoint(out, step, elapsed_before + time.perf_counter() - t0, tower, unet, ema, opt, cfg)
     finally:
+        stream.close()  # stops data workers
         bar.close()
         _save_checkpoint(out, step, elapsed_before + time.perf_counter() - t0, tower, unet, ema, opt, cfg)
     return export(cfg, out, tower, unet, vae, ema, export_to, step, elapsed_before + time.perf_counter() - t0)
@@ -354,9 +419,9 @@ class _Bar:
             self.p.start()
             self.task = self.p.add_task("train", total=total, completed=start, loss=float("nan"))
 
-    def update(self, step: int, loss: float) -> None:
+    def update(self, step: int, loss: torch.Tensor) -> None:
         if self.p:
-            self.p.update(self.task, completed=step, loss=loss)
+            self.p.update(self.task, completed=step, loss=loss.item())
 
     def close(self) -> None:
         if self.p:
