@@ -286,6 +286,8 @@ def train(cfg: WorldTrainConfig, out: str | Path, device: str = "cpu", progress:
     params = list(tower.parameters()) + list(unet.parameters())
     # fused: one kernel for the whole update on CUDA (the same arithmetic, in another order)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=dev.type == "cuda" or None)
+    # state_dict tensors share storage with the parameters (and load_state_dict / the optimizer
+    # update them in place), so this one dict stays current for the EMA below
     named = {**{f"tower.{k}": v for k, v in tower.state_dict().items()},
              **{f"unet.{k}": v for k, v in unet.state_dict().items()}}
     ema = {k: v.detach().clone().float() for k, v in named.items()}
@@ -330,9 +332,7 @@ def train(cfg: WorldTrainConfig, out: str | Path, device: str = "cpu", progress:
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             step += 1
-            ema_update(ema, {**{f"tower.{k}": v for k, v in tower.state_dict().items()},
-                             **{f"unet.{k}": v for k, v in unet.state_dict().items()}},
-                       min(cfg.ema_decay, (1 + step) / (10 + step)))
+            ema_update(ema, named, min(cfg.ema_decay, (1 + step) / (10 + step)))
             losses.append(loss.detach())
             bar.update(step, loss)
             if step % cfg.log_every == 0:
