@@ -243,6 +243,10 @@ def test_training_resumes_exactly_and_exports_a_loadable_babel_pipeline(tmp_path
     straight = train(WorldTrainConfig(**{**TINY_TRAIN, "data_workers": 2}), tmp_path / "a", progress=False)
     # the same run, stopped after 2 steps and resumed
     train(WorldTrainConfig(**{**TINY_TRAIN, "steps": 2}), tmp_path / "b", progress=False)
+    # a resumed run may train longer, not become another model: refused before anything is written
+    other = {**TINY_TRAIN, "tower": {**TINY_TRAIN["tower"], "zero_padding": True}, "cfg_drop": 0.2}
+    with pytest.raises(InputError, match=r"cfg_drop: 0\.1 -> 0\.2, tower\.zero_padding: False -> True"):
+        train(WorldTrainConfig(**other), tmp_path / "b", progress=False)
     resumed = train(WorldTrainConfig(**TINY_TRAIN), tmp_path / "b", progress=False)
     ua = load_file(str(tmp_path / "a" / "checkpoint" / "unet.safetensors"))
     ub = load_file(str(tmp_path / "b" / "checkpoint" / "unet.safetensors"))

@@ -249,6 +249,35 @@ def _save_checkpoint(out: Path, step: int, elapsed: float, tower, unet, ema, opt
     shutil.rmtree(old, ignore_errors=True)
 
 
+# What a resumed run may change: how long and how fast it trains, its schedule and sampling
+# defaults. Everything else defines the model or its data stream, and a change would silently
+# give a model that no config describes.
+RESUMABLE_CHANGES = frozenset({"steps", "max_minutes", "threads", "data_workers", "precision", "checkpoint_every",
+                               "log_every", "lr", "warmup", "lr_schedule", "lr_final_scale",
+                               "sample_steps", "sample_guidance"})
+
+
+def check_resume(out: Path, cfg: WorldTrainConfig) -> None:
+    """Refuse to resume a checkpoint trained with another model or data config."""
+    state_file = out / "checkpoint" / "state.json"
+    if not state_file.is_file():
+        return
+    try:
+        before = json.loads(state_file.read_text())["config"]
+    except (json.JSONDecodeError, KeyError):
+        raise InputError(f"{state_file} is unreadable; delete {out / 'checkpoint'} to start over") from None
+    def flat(d: dict) -> dict:  # "tower.zero_padding", not the whole tower dict, in the message
+        return {f"{k}.{kk}" if isinstance(v, dict) else k: vv
+                for k, v in d.items() for kk, vv in (v.items() if isinstance(v, dict) else [(None, v)])}
+
+    before, now = flat(before), flat(cfg.model_dump(mode="json"))
+    changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and before.get(k) != now[k])
+    if changed:
+        what = ", ".join(f"{k}: {before.get(k)!r} -> {now[k]!r}" for k in changed)
+        raise InputError(f"{out} holds a checkpoint trained with another config ({what}); "
+                         "restore those settings to resume, or train into a new --out")
+
+
 def _load_checkpoint(out: Path, tower, unet, ema, opt, device: torch.device) -> tuple[int, float]:
     from safetensors.torch import load_file
 
@@ -276,6 +305,7 @@ def train(cfg: WorldTrainConfig, out: str | Path, device: str = "cpu", progress:
     if dev.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    check_resume(out, cfg)
     bias = load_table()
     sampler = WorldSampler(bias, WorldDataConfig(size=cfg.size, portrait_fraction=cfg.portrait_fraction,
                                                  color_mention_prob=cfg.color_mention_prob), seed=cfg.seed)
