@@ -61,8 +61,10 @@ class WorldSampler:
         task = TASKS[int(rng.integers(len(TASKS)))]
         scene = sample_object_scene(task, rng)
         lang = self.config.langs[int(rng.integers(len(self.config.langs)))]
-        text = scene_caption(scene, lang, rng.random() < self.config.color_mention_prob)
-        return scene, text, {"task": task, "lang": lang}
+        # drawn for every task (the data stream, hence the shipped model, depends on it)
+        mention = rng.random() < self.config.color_mention_prob
+        named = mention or scene.task in ("colors", "color_attr")
+        return scene, scene_caption(scene, lang, mention), {"task": task, "lang": lang, "colors_named": named}
 
     def batch(self, step: int, n: int):
         """Batch `step` of this run: uint8 images (n, H, W, 3), captions, metadata."""

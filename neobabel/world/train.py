@@ -100,6 +100,11 @@ class WorldTrainConfig(BaseModel):
     color_mention_prob: float = 0.5
     sample_steps: int = 20
     sample_guidance: float = 2.0
+    # Caption-only steps that pretrain the tower to predict what each caption names, before
+    # diffusion training (neobabel.world.supervision); 0: the tower starts from random weights.
+    tower_pretrain_steps: int = 0
+    tower_pretrain_batch: int = 256
+    tower_pretrain_lr: float = 1e-3
     tower: TowerSpec = TowerSpec()
     unet: UNetSpec = UNetSpec()
 
@@ -313,6 +318,17 @@ def train(cfg: WorldTrainConfig, out: str | Path, device: str = "cpu", progress:
     tower, unet, vae, noise_scheduler = build_models(cfg, tokenizer)
     tower.to(dev).train()
     unet.to(dev).train()
+    if cfg.tower_pretrain_steps and not (out / "checkpoint" / "state.json").is_file():
+        # a function of (config, seed): a run killed here simply pretrains again
+        from neobabel.world.supervision import pretrain_tower
+
+        def log(s, loss, acc):
+            with open(out / "tower_pretrain_log.jsonl", "a") as fh:
+                fh.write(json.dumps({"step": s, "loss": loss, "accuracy": acc}) + "\n")
+
+        (out / "tower_pretrain_log.jsonl").unlink(missing_ok=True)
+        pretrain_tower(tower, sampler, cfg.tower_pretrain_steps, cfg.tower_pretrain_batch, cfg.tower_pretrain_lr,
+                       cfg.seed, dev, log)
     params = list(tower.parameters()) + list(unet.parameters())
     # fused: one kernel for the whole update on CUDA (the same arithmetic, in another order)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=dev.type == "cuda" or None)
