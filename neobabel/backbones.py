@@ -37,6 +37,17 @@ PREDICTION_TYPES = {
     "pndm": ("epsilon", "v_prediction"),
 }
 
+# diffusers' PNDM always runs its multistep warm-up and fails mid-sampling (a numpy broadcast
+# error) with fewer steps than this; refused up front instead.
+MIN_STEPS = {"PNDMScheduler": 4}
+
+
+def check_steps(name: str, steps: int) -> None:
+    """`name`: a diffusers scheduler class name."""
+    if steps < MIN_STEPS.get(name, 1):
+        raise InputError(f"the {name} sampler needs --steps >= {MIN_STEPS[name]}, got {steps}; "
+                         "raise --steps or choose another --scheduler (e.g. ddim)")
+
 
 def _read_json(path: Path) -> dict:
     try:
@@ -107,17 +118,21 @@ def load_backbone(folder: str | Path, dtype: torch.dtype | None = None, family: 
     return assemble(family, unet, vae, scheduler), family
 
 
-def set_scheduler(pipe, name: str | None) -> str:
-    """Swap the pipeline's scheduler by short name (keeping its config); return the class name."""
-    if name is None or name == "default":
-        return type(pipe.scheduler).__name__
+def check_prediction(name: str, prediction: str) -> None:
+    """Refuse a scheduler (short name) that cannot sample a model predicting `prediction`."""
     if name not in SCHEDULERS:
         raise InputError(f"unknown scheduler {name!r}; use one of: {', '.join(SCHEDULERS)}")
-    prediction = pipe.scheduler.config.get("prediction_type", "epsilon")
     if prediction not in PREDICTION_TYPES.get(name, (prediction,)):
         ok = [n for n in SCHEDULERS if prediction in PREDICTION_TYPES.get(n, (prediction,))]
         raise InputError(f"scheduler {name!r} cannot sample a model that predicts {prediction!r}; "
                          f"use one of: {', '.join(ok)}")
+
+
+def set_scheduler(pipe, name: str | None) -> str:
+    """Swap the pipeline's scheduler by short name (keeping its config); return the class name."""
+    if name is None or name == "default":
+        return type(pipe.scheduler).__name__
+    check_prediction(name, pipe.scheduler.config.get("prediction_type", "epsilon"))
     import diffusers
 
     cls = getattr(diffusers, SCHEDULERS[name])

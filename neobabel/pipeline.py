@@ -25,8 +25,8 @@ import torch
 
 from neobabel import __version__
 from neobabel.backbones import (
-    SCHEDULERS, assemble, detect_family, load_backbone, set_attention_backend, set_batch_invariance,
-    set_scheduler,
+    SCHEDULERS, assemble, check_prediction, check_steps, detect_family, load_backbone, set_attention_backend,
+    set_batch_invariance, set_scheduler,
 )
 from neobabel.errors import InputError
 from neobabel.languages import normalize_lang
@@ -220,7 +220,7 @@ class BabelPipeline:
                        width: int | None = None, height: int | None = None,
                        scheduler: str | None = None, negative_prompt: str | None = None) -> GenerationParams:
         d = self.defaults
-        return GenerationParams(
+        params = GenerationParams(
             steps=steps if steps is not None else d.steps,
             guidance=guidance if guidance is not None else d.guidance,
             width=width if width is not None else d.width,
@@ -228,6 +228,17 @@ class BabelPipeline:
             scheduler=scheduler if scheduler is not None else d.scheduler,
             negative_prompt=negative_prompt if negative_prompt is not None else d.negative_prompt,
         )
+        self.check_sampler(params)  # here, before a caller writes a run directory for them
+        return params
+
+    def check_sampler(self, params: GenerationParams) -> None:
+        """Refuse a sampler that would fail mid-run on this model with these steps."""
+        if params.scheduler in (None, "default"):
+            cls_name = type(self._base_scheduler).__name__
+        else:
+            check_prediction(params.scheduler, self._base_scheduler.config.get("prediction_type", "epsilon"))
+            cls_name = SCHEDULERS[params.scheduler]
+        check_steps(cls_name, params.steps)
 
     @torch.no_grad()
     def generate(self, prompts: Sequence[str], langs: Sequence[str] | str | None = None,
@@ -258,6 +269,7 @@ class BabelPipeline:
             self.pipe.scheduler = self._base_scheduler
         else:
             set_scheduler(self.pipe, params.scheduler)
+        self.check_sampler(params)  # params may come from elsewhere (e.g. a resumed run's record)
         images = []
         for start in range(0, n, batch_size):
             chunk = slice(start, start + batch_size)

@@ -288,6 +288,15 @@ def test_bad_scheduler_writes_nothing(cli, babel_sd_dir, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_sampler_that_cannot_run_writes_nothing(cli, babel_sd_dir, tmp_path):
+    # diffusers' PNDM fails mid-run below 4 steps: refused before the run directory exists
+    args = [a for a in FAST_ARGS if a not in ("--steps", "2")]
+    code, out, err = cli("generate", "a photo", *args, "--steps", "3", "--model", babel_sd_dir,
+                         "--out", tmp_path / "r", "--scheduler", "pndm")
+    _assert_bad_input(code, out, err, "--steps >= 4")
+    assert not (tmp_path / "r").exists()
+
+
 def test_bad_batch_size_writes_nothing(cli, babel_sd_dir, tmp_path):
     code, out, err = cli("generate", "a photo", *FAST_ARGS, "--model", babel_sd_dir, "--out", tmp_path / "r",
                          "--batch-size", "0")

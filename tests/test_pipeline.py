@@ -364,6 +364,13 @@ def test_scheduler_swap(load, babel_sd_dir, fast, name, cls):
     assert same(ddim, arrays(pipe.generate(PROMPTS[:1], "en", [0], scheduler="ddim", **fast)))
 
 
+def test_pndm_below_its_warm_up_is_refused_before_generating(load, babel_sd_dir, fast):
+    pipe = load(babel_sd_dir)
+    with pytest.raises(InputError, match=r"PNDMScheduler sampler needs --steps >= 4, got 3"):
+        pipe.generate(PROMPTS[:1], "en", [0], **{**fast, "steps": 3}, scheduler="pndm")
+    assert arrays(pipe.generate(PROMPTS[:1], "en", [0], **{**fast, "steps": 4}, scheduler="pndm"))[0].shape == (64, 64, 3)
+
+
 def test_default_scheduler_after_a_swap(load, babel_sd_dir, fast):
     pipe = load(babel_sd_dir)
     first = arrays(pipe.generate(PROMPTS[:1], "en", [0], **fast))
