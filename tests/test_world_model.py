@@ -383,3 +383,23 @@ def test_tower_pretraining_learns_what_captions_name_in_every_language(table):
         right = (logits[head].argmax(-1) == labels[head])[named].float().mean().item()
         majority = labels[head][named].bincount().max().item() / named.sum().item()
         assert right >= majority + 0.2, (head, right, majority)
+
+
+def test_resume_check_accepts_older_checkpoints_and_names_what_changed(tmp_path):
+    import json
+
+    from neobabel.world.train import WorldTrainConfig, check_resume
+
+    (tmp_path / "checkpoint").mkdir()
+    state = tmp_path / "checkpoint" / "state.json"
+    written = WorldTrainConfig().model_dump(mode="json")
+    written.pop("tower_pretrain_steps")  # a checkpoint from before that field existed
+    state.write_text(json.dumps({"step": 3, "config": written}))
+    check_resume(tmp_path, WorldTrainConfig(steps=9000, threads=1))  # longer, other threads: fine
+    with pytest.raises(InputError, match=r"tower_pretrain_steps: 0 -> 5.*new --out"):
+        check_resume(tmp_path, WorldTrainConfig(tower_pretrain_steps=5))
+    with pytest.raises(InputError, match=r"unet\.layers_per_block: 1 -> 2"):
+        check_resume(tmp_path, WorldTrainConfig(unet={"layers_per_block": 2}))
+    state.write_text("{not json")
+    with pytest.raises(InputError, match="unreadable"):
+        check_resume(tmp_path, WorldTrainConfig())

@@ -275,6 +275,10 @@ def check_resume(out: Path, cfg: WorldTrainConfig) -> None:
         return {f"{k}.{kk}" if isinstance(v, dict) else k: vv
                 for k, v in d.items() for kk, vv in (v.items() if isinstance(v, dict) else [(None, v)])}
 
+    try:  # fields added since the checkpoint was written take their defaults, as on export
+        before = WorldTrainConfig(**before).model_dump(mode="json")
+    except ValueError:
+        pass  # a field this version does not know: compared as written
     before, now = flat(before), flat(cfg.model_dump(mode="json"))
     changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and before.get(k) != now[k])
     if changed:
