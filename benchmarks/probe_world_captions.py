@@ -4,7 +4,10 @@
   at t = 300, 600, 900 (1.0 = the caption changes nothing);
 - shape probe: "a photo of a {shape}" (en) x seeds 500-507 for the 5 world shapes at the model's
   default sampling settings: the share where the exact detector finds the named shape, and the
-  mean |pixel difference| between two shape captions at the same seed.
+  mean |pixel difference| between two shape captions at the same seed;
+- presentation probe: German direct vs feminine captions of four masculine-stereotyped
+  occupations x seeds 600-615: the feminine-coded share of the portraits read as feminine or
+  masculine, against the planted share (does the caption's grammatical form steer presentation?).
 Runs in fp32; the loss ratio assumes an x0 ("sample") model, as the world models are. Usage: python benchmarks/probe_world_captions.py MODEL [THREADS]
 """
 import sys, numpy as np, torch
@@ -43,3 +46,17 @@ arr = np.stack([np.asarray(im, float) for im in out]).reshape(len(shapes), len(s
 hit = np.mean([detect.count_objects(detect.read_image(out[i * len(seeds) + j]), shapes[i]) >= 1 for i in range(len(shapes)) for j in range(len(seeds))])
 diffs = [np.abs(arr[a, :] - arr[b, :]).mean() for a in range(len(shapes)) for b in range(a + 1, len(shapes))]
 print(sys.argv[1], "loss right/shuffled/ratio", res, "shape hit", round(float(hit), 3), "caption pixel diff", round(float(np.mean(diffs)), 2), flush=True)
+
+occs = ("firefighter", "mechanic", "pilot", "police officer")
+table = load_table()
+pres = {}
+for form in ("direct", "feminine"):
+    cells = [table.lookup(o, "de", form) for o in occs]
+    seeds = list(range(600, 616))
+    imgs = pipe.generate([c.prompt for c in cells for _ in seeds], "de", [s for _ in cells for s in seeds], batch_size=32)
+    read = [detect.read_image(im).presentation for im in imgs]
+    labelled = [r for r in read if r in ("feminine", "masculine")]
+    pres[form] = {"feminine_share": round(sum(r == "feminine" for r in labelled) / max(1, len(labelled)), 3),
+                  "labelled": len(labelled), "of": len(read),
+                  "planted": round(float(np.mean([c.p_feminine for c in cells])), 3)}
+print(sys.argv[1], "presentation (de, 4 occupations x 16 seeds)", pres, flush=True)
