@@ -34,8 +34,9 @@ CHUNK = 15 * 2**20  # the device tool brings back files of at most 16 MiB
 def seconds_per_step(cfg, device: str, work: Path, steps: int = 120, skip: int = 40) -> float:
     """Time steps skip..steps of a throwaway run (the first ones pay CUDA/cuDNN warm-up)."""
     shutil.rmtree(work, ignore_errors=True)
+    # no tower pretraining here: it is not part of the timed diffusion steps
     probe = cfg.model_copy(update={"steps": steps, "log_every": 20, "checkpoint_every": 10**9,
-                                   "max_minutes": None})
+                                   "max_minutes": None, "tower_pretrain_steps": 0})
     train(probe, work, device=device, progress=False)
     log = [json.loads(line) for line in (work / "train_log.jsonl").read_text().splitlines()]
     at = {r["step"]: r["elapsed_s"] for r in log}
