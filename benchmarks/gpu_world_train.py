@@ -94,6 +94,8 @@ def main() -> None:
     summary.update(trained_steps=trained["steps"], train_seconds=trained["train_seconds"],
                    final_loss=log[-1]["loss"] if log else None, chunks=pack(model, args.report))
     shutil.copy(args.work / "train_log.jsonl", args.report / "train_log.jsonl")
+    if (args.work / "tower_pretrain_log.jsonl").is_file():
+        shutil.copy(args.work / "tower_pretrain_log.jsonl", args.report / "tower_pretrain_log.jsonl")
     (args.report / "gpu_train.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary), flush=True)
 
