@@ -170,6 +170,9 @@ def test_malformed_training_config_is_an_input_error(tmp_path):
     bad.write_text("steps: 10\nprediction_type: x0\n")
     with pytest.raises(InputError, match="prediction_type"):
         load_config(bad)
+    bad.write_text("tower_pretrain_steps: -5\n")
+    with pytest.raises(InputError, match="tower_pretrain_steps"):
+        load_config(bad)
 
 
 def test_cross_attention_levels_need_one_flag_per_level(tmp_path):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 from torch.nn import functional as F
 
 from neobabel.configfile import read_yaml_mapping, validate_spec
@@ -102,9 +102,9 @@ class WorldTrainConfig(BaseModel):
     sample_guidance: float = 2.0
     # Caption-only steps that pretrain the tower to predict what each caption names, before
     # diffusion training (neobabel.world.supervision); 0: the tower starts from random weights.
-    tower_pretrain_steps: int = 0
-    tower_pretrain_batch: int = 256
-    tower_pretrain_lr: float = 1e-3
+    tower_pretrain_steps: NonNegativeInt = 0
+    tower_pretrain_batch: PositiveInt = 256
+    tower_pretrain_lr: PositiveFloat = 1e-3
     tower: TowerSpec = TowerSpec()
     unet: UNetSpec = UNetSpec()
 
@@ -257,9 +257,9 @@ def _save_checkpoint(out: Path, step: int, elapsed: float, tower, unet, ema, opt
 # What a resumed run may change: how long and how fast it trains, its schedule and sampling
 # defaults. Everything else defines the model or its data stream, and a change would silently
 # give a model that no config describes.
-RESUMABLE_CHANGES = frozenset({"steps", "max_minutes", "threads", "data_workers", "precision", "checkpoint_every",
-                               "log_every", "lr", "warmup", "lr_schedule", "lr_final_scale",
-                               "sample_steps", "sample_guidance"})
+RESUMABLE_CHANGES = frozenset({"steps", "max_minutes", "threads", "data_workers", "precision",
+                               "checkpoint_every", "log_every", "lr", "warmup", "lr_schedule",
+                               "lr_final_scale", "sample_steps", "sample_guidance"})
 
 
 def check_resume(out: Path, cfg: WorldTrainConfig) -> None:
@@ -271,6 +271,7 @@ def check_resume(out: Path, cfg: WorldTrainConfig) -> None:
         before = json.loads(state_file.read_text())["config"]
     except (json.JSONDecodeError, KeyError):
         raise InputError(f"{state_file} is unreadable; delete {out / 'checkpoint'} to start over") from None
+
     def flat(d: dict) -> dict:  # "tower.zero_padding", not the whole tower dict, in the message
         return {f"{k}.{kk}" if isinstance(v, dict) else k: vv
                 for k, v in d.items() for kk, vv in (v.items() if isinstance(v, dict) else [(None, v)])}
