@@ -66,16 +66,19 @@ class WorldSampler:
         named = mention or scene.task in ("colors", "color_attr")
         return scene, scene_caption(scene, lang, mention), {"task": task, "lang": lang, "colors_named": named}
 
+    def draw(self, rng: np.random.Generator):
+        """One training example's (spec, caption, metadata): a portrait or an object scene."""
+        if rng.random() < self.config.portrait_fraction:
+            return self.draw_portrait(rng)
+        return self.draw_scene(rng)
+
     def batch(self, step: int, n: int):
         """Batch `step` of this run: uint8 images (n, H, W, 3), captions, metadata."""
         rng = np.random.default_rng([self.seed, step])
         images = np.empty((n, self.config.size, self.config.size, 3), dtype=np.uint8)
         texts, metas = [], []
         for i in range(n):
-            if rng.random() < self.config.portrait_fraction:
-                spec, text, meta = self.draw_portrait(rng)
-            else:
-                spec, text, meta = self.draw_scene(rng)
+            spec, text, meta = self.draw(rng)
             images[i] = render_array(spec, int(rng.integers(2**31)), self.config.size)
             texts.append(text)
             metas.append({**meta, "spec": spec})

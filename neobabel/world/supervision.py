@@ -60,10 +60,7 @@ def caption_batch(sampler: WorldSampler, step: int, n: int) -> tuple[list[str], 
     rng = np.random.default_rng([sampler.seed, 2**40 + step])  # apart from the image batches
     texts, rows = [], []
     for _ in range(n):
-        if rng.random() < sampler.config.portrait_fraction:
-            spec, text, meta = sampler.draw_portrait(rng)
-        else:
-            spec, text, meta = sampler.draw_scene(rng)
+        spec, text, meta = sampler.draw(rng)
         texts.append(text)
         rows.append(caption_labels(spec, meta))
     return texts, {h: torch.tensor([r[h] for r in rows]) for h in HEADS}
