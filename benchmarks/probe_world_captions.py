@@ -20,7 +20,8 @@ torch.set_num_threads(int(sys.argv[2]) if len(sys.argv) > 2 else 1)
 pipe = BabelPipeline.from_pretrained(sys.argv[1]); pipe.set_batch_invariant(False)
 unet, vae, sched = pipe.pipe.unet.float(), pipe.pipe.vae, pipe.pipe.scheduler
 pipe.tower.float()
-smp = WorldSampler(load_table(), seed=777)
+table = load_table()
+smp = WorldSampler(table, seed=777)
 ims, texts = [], []
 for b in range(3):
     i, t, _ = smp.batch(b, 32); ims.append(i); texts += t
@@ -48,7 +49,6 @@ diffs = [np.abs(arr[a, :] - arr[b, :]).mean() for a in range(len(shapes)) for b 
 print(sys.argv[1], "loss right/shuffled/ratio", res, "shape hit", round(float(hit), 3), "caption pixel diff", round(float(np.mean(diffs)), 2), flush=True)
 
 occs = ("firefighter", "mechanic", "pilot", "police officer")
-table = load_table()
 pres = {}
 for form in ("direct", "feminine"):
     cells = [table.lookup(o, "de", form) for o in occs]

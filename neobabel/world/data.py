@@ -27,9 +27,13 @@ class WorldDataConfig:
     langs: tuple[str, ...] = LANGUAGE_CODES
 
 
+# GenEval tasks whose prompts always name the colours
+COLOR_TASKS = ("colors", "color_attr")
+
+
 def scene_caption(scene: ObjectScene, lang: str, name_colors: bool) -> str:
     """The caption of an object scene in one language (GenEval wording)."""
-    always = scene.task in ("colors", "color_attr")
+    always = scene.task in COLOR_TASKS
     col = (lambda o: o.color) if (always or name_colors) else (lambda o: None)
     if scene.task == "counting":
         o = scene.objects[0]
@@ -63,7 +67,7 @@ class WorldSampler:
         lang = self.config.langs[int(rng.integers(len(self.config.langs)))]
         # drawn for every task (the data stream, hence the shipped model, depends on it)
         mention = rng.random() < self.config.color_mention_prob
-        named = mention or scene.task in ("colors", "color_attr")
+        named = mention or scene.task in COLOR_TASKS
         return scene, scene_caption(scene, lang, mention), {"task": task, "lang": lang, "colors_named": named}
 
     def draw(self, rng: np.random.Generator):

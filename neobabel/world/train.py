@@ -262,11 +262,11 @@ RESUMABLE_CHANGES = frozenset({"steps", "max_minutes", "threads", "data_workers"
                                "lr_final_scale", "sample_steps", "sample_guidance"})
 
 
-def check_resume(out: Path, cfg: WorldTrainConfig) -> None:
-    """Refuse to resume a checkpoint trained with another model or data config."""
+def check_resume(out: Path, cfg: WorldTrainConfig) -> bool:
+    """Whether `out` holds a checkpoint to resume; refused if trained with another model or data config."""
     state_file = out / "checkpoint" / "state.json"
     if not state_file.is_file():
-        return
+        return False
     try:
         before = json.loads(state_file.read_text())["config"]
     except (json.JSONDecodeError, KeyError):
@@ -286,6 +286,7 @@ def check_resume(out: Path, cfg: WorldTrainConfig) -> None:
         what = ", ".join(f"{k}: {before.get(k)!r} -> {now[k]!r}" for k in changed)
         raise InputError(f"{out} holds a checkpoint trained with another config ({what}); "
                          "restore those settings to resume, or train into a new --out")
+    return True
 
 
 def _load_checkpoint(out: Path, tower, unet, ema, opt, device: torch.device) -> tuple[int, float]:
@@ -315,7 +316,7 @@ def train(cfg: WorldTrainConfig, out: str | Path, device: str = "cpu", progress:
     if dev.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    check_resume(out, cfg)
+    resuming = check_resume(out, cfg)
     bias = load_table()
     sampler = WorldSampler(bias, WorldDataConfig(size=cfg.size, portrait_fraction=cfg.portrait_fraction,
                                                  color_mention_prob=cfg.color_mention_prob), seed=cfg.seed)
@@ -323,7 +324,7 @@ def train(cfg: WorldTrainConfig, out: str | Path, device: str = "cpu", progress:
     tower, unet, vae, noise_scheduler = build_models(cfg, tokenizer)
     tower.to(dev).train()
     unet.to(dev).train()
-    if cfg.tower_pretrain_steps and not (out / "checkpoint" / "state.json").is_file():
+    if cfg.tower_pretrain_steps and not resuming:
         # a function of (config, seed): a run killed here simply pretrains again
         from neobabel.world.supervision import pretrain_tower
 
@@ -385,11 +386,13 @@ def train(cfg: WorldTrainConfig, out: str | Path, device: str = "cpu", progress:
             step += 1
             ema_update(ema, named, min(cfg.ema_decay, (1 + step) / (10 + step)))
             losses.append(loss.detach())
-            bar.update(step, loss)
+            bar.update(step)
             if step % cfg.log_every == 0:
+                mean_loss = torch.stack(losses).double().mean().item()
                 with open(log_path, "a") as fh:
-                    fh.write(json.dumps({"step": step, "loss": torch.stack(losses).double().mean().item(), "lr": lr,
+                    fh.write(json.dumps({"step": step, "loss": mean_loss, "lr": lr,
                                          "elapsed_s": round(elapsed_before + time.perf_counter() - t0, 1)}) + "\n")
+                bar.update(step, mean_loss)
                 losses.clear()
             if step % cfg.checkpoint_every == 0:
                 _save_checkpoint(out, step, elapsed_before + time.perf_counter() - t0, tower, unet, ema, opt, cfg)
@@ -470,9 +473,10 @@ class _Bar:
             self.p.start()
             self.task = self.p.add_task("train", total=total, completed=start, loss=float("nan"))
 
-    def update(self, step: int, loss: torch.Tensor) -> None:
+    def update(self, step: int, loss: float | None = None) -> None:
+        # the loss shown is the last log line's: reading it every step would sync the GPU
         if self.p:
-            self.p.update(self.task, completed=step, loss=loss.item())
+            self.p.update(self.task, completed=step, **({} if loss is None else {"loss": loss}))
 
     def close(self) -> None:
         if self.p:
