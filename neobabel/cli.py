@@ -181,11 +181,12 @@ def world_export(
     export_to: Annotated[Optional[Path], typer.Option("--export-to", help="where to write the model")] = None,
     steps: Annotated[Optional[int], typer.Option("--steps", help="default sampling steps recorded with the model")] = None,
     guidance: Annotated[Optional[float], typer.Option("--guidance", help="default guidance recorded with the model")] = None,
+    at_step: Annotated[Optional[int], typer.Option("--at-step", help="export the EMA weights kept at this step (keep_ema_every)")] = None,
 ):
-    """Export the latest checkpoint's EMA weights as a BabelPipeline folder."""
+    """Export the latest checkpoint's EMA weights (or those kept at --at-step) as a BabelPipeline folder."""
     from neobabel.world.train import export_checkpoint
 
-    path = export_checkpoint(out, export_to, sample_steps=steps, sample_guidance=guidance)
+    path = export_checkpoint(out, export_to, sample_steps=steps, sample_guidance=guidance, at_step=at_step)
     print(f"model written to {path}")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import polars as pl
 import pytest
@@ -243,7 +245,8 @@ def test_training_resumes_exactly_and_exports_a_loadable_babel_pipeline(tmp_path
     from neobabel.world.train import WorldTrainConfig, export_checkpoint, train
 
     # rendered by two data workers here, in the training process below: the same data
-    straight = train(WorldTrainConfig(**{**TINY_TRAIN, "data_workers": 2}), tmp_path / "a", progress=False)
+    straight = train(WorldTrainConfig(**{**TINY_TRAIN, "data_workers": 2, "keep_ema_every": 2}), tmp_path / "a",
+                     progress=False)
     # the same run, stopped after 2 steps and resumed
     train(WorldTrainConfig(**{**TINY_TRAIN, "steps": 2}), tmp_path / "b", progress=False)
     # a resumed run may train longer, not become another model: refused before anything is written
@@ -273,6 +276,22 @@ def test_training_resumes_exactly_and_exports_a_loadable_babel_pipeline(tmp_path
                                                   pipe2.pipe.unet.state_dict().values()))
     with pytest.raises(InputError, match="--steps 0"):
         export_checkpoint(tmp_path / "a", tmp_path / "bad", sample_steps=0)
+    # EMA weights kept along the run (keep_ema_every=2): the last equals the checkpoint's, an
+    # earlier one exports as a model of that step, and a step not kept is named with those that are
+    kept = sorted(p.name for p in (tmp_path / "a" / "ema").iterdir())
+    assert kept == ["step-0000002.safetensors", "step-0000004.safetensors"]
+    last, ck = load_file(str(tmp_path / "a" / "ema" / kept[1])), load_file(str(tmp_path / "a" / "checkpoint" / "ema.safetensors"))
+    assert last.keys() == ck.keys() and all(torch.equal(last[k], ck[k]) for k in ck)
+    early = export_checkpoint(tmp_path / "a", at_step=2)
+    assert early == tmp_path / "a" / "model-step-2"
+    assert json.loads((early / "training.json").read_text())["steps"] == 2
+    pipe3 = BabelPipeline.from_pretrained(early)
+    assert not all(torch.equal(a, b) for a, b in zip(pipe.pipe.unet.state_dict().values(),
+                                                      pipe3.pipe.unet.state_dict().values()))
+    with pytest.raises(InputError, match=r"--at-step 3: .* kept: 2, 4"):
+        export_checkpoint(tmp_path / "a", tmp_path / "bad", at_step=3)
+    with pytest.raises(InputError, match=r"kept: none \(train with keep_ema_every > 0\)"):
+        export_checkpoint(tmp_path / "b", tmp_path / "bad", at_step=2)
 
 
 def test_shipped_world_model_follows_its_captions():

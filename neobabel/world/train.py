@@ -87,6 +87,10 @@ class WorldTrainConfig(BaseModel):
     min_snr_gamma: float | None = None
     checkpoint_every: int = 250
     log_every: int = 25
+    # Every this many steps also keep that step's EMA weights (out/ema/step-NNNNNNN.safetensors;
+    # 0: only the latest checkpoint), so the export can be chosen by evaluating several points
+    # of the run: one run's last step is a poor sample of its recipe (benchmarks/RESULTS.md §6e).
+    keep_ema_every: NonNegativeInt = 0
     max_minutes: float | None = None  # stop (and export) when this much time has passed
     threads: int | None = None
     # Processes rendering batches ahead of the training step (0: render in the training
@@ -258,8 +262,8 @@ def _save_checkpoint(out: Path, step: int, elapsed: float, tower, unet, ema, opt
 # defaults. Everything else defines the model or its data stream, and a change would silently
 # give a model that no config describes.
 RESUMABLE_CHANGES = frozenset({"steps", "max_minutes", "threads", "data_workers", "precision",
-                               "checkpoint_every", "log_every", "lr", "warmup", "lr_schedule",
-                               "lr_final_scale", "sample_steps", "sample_guidance"})
+                               "checkpoint_every", "log_every", "keep_ema_every", "lr", "warmup",
+                               "lr_schedule", "lr_final_scale", "sample_steps", "sample_guidance"})
 
 
 def check_resume(out: Path, cfg: WorldTrainConfig) -> bool:
@@ -287,6 +291,21 @@ def check_resume(out: Path, cfg: WorldTrainConfig) -> bool:
         raise InputError(f"{out} holds a checkpoint trained with another config ({what}); "
                          "restore those settings to resume, or train into a new --out")
     return True
+
+
+def _kept_ema_path(out: Path, step: int) -> Path:
+    return out / "ema" / f"step-{step:07d}.safetensors"
+
+
+def _keep_ema(out: Path, step: int, elapsed: float, ema: dict[str, torch.Tensor]) -> None:
+    from safetensors.torch import save_file
+
+    path = _kept_ema_path(out, step)
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_suffix(f".tmp-{os.getpid()}")  # a kill mid-write leaves no half file under the real name
+    save_file({k: v.contiguous() for k, v in ema.items()}, str(tmp),
+              metadata={"step": str(step), "elapsed_s": str(elapsed)})
+    os.replace(tmp, path)
 
 
 def _load_checkpoint(out: Path, tower, unet, ema, opt, device: torch.device) -> tuple[int, float]:
@@ -394,6 +413,9 @@ def train(cfg: WorldTrainConfig, out: str | Path, device: str = "cpu", progress:
                                          "elapsed_s": round(elapsed_before + time.perf_counter() - t0, 1)}) + "\n")
                 bar.update(step, mean_loss)
                 losses.clear()
+            # kept before the checkpoint: a run killed between the two redoes this step and keeps it
+            if cfg.keep_ema_every and step % cfg.keep_ema_every == 0:
+                _keep_ema(out, step, elapsed_before + time.perf_counter() - t0, ema)
             if step % cfg.checkpoint_every == 0:
                 _save_checkpoint(out, step, elapsed_before + time.perf_counter() - t0, tower, unet, ema, opt, cfg)
     finally:
@@ -437,8 +459,9 @@ def export(cfg, out: Path, tower, unet, vae, ema, export_to, step: int, seconds:
 
 
 def export_checkpoint(out: str | Path, export_to: str | Path | None = None, *, sample_steps: int | None = None,
-                      sample_guidance: float | None = None) -> Path:
-    """Export the EMA weights of `out/checkpoint` (e.g. while training continues elsewhere).
+                      sample_guidance: float | None = None, at_step: int | None = None) -> Path:
+    """Export the EMA weights of `out/checkpoint` (e.g. while training continues elsewhere), or
+    those kept at step `at_step` (`keep_ema_every`).
 
     `sample_steps` / `sample_guidance` replace the config's sampling defaults recorded with the
     model (they do not touch training, so a config edited to match reproduces the export)."""
@@ -457,9 +480,23 @@ def export_checkpoint(out: str | Path, export_to: str | Path | None = None, *, s
         raise InputError(f"--guidance {sample_guidance} must not be negative")
     cfg = cfg.model_copy(update={k: v for k, v in (("sample_steps", sample_steps),
                                                     ("sample_guidance", sample_guidance)) if v is not None})
+    step, elapsed, ema_file = int(state["step"]), float(state["elapsed_s"]), ck / "ema.safetensors"
+    if at_step is not None:
+        ema_file = _kept_ema_path(out, at_step)
+        if not ema_file.is_file():
+            kept = sorted(int(f.stem.split("-")[1]) for f in (out / "ema").glob("step-*.safetensors"))
+            raise InputError(f"--at-step {at_step}: {out} kept no EMA weights at that step; kept: "
+                             f"{', '.join(map(str, kept)) or 'none (train with keep_ema_every > 0)'}")
+        from safetensors import safe_open
+
+        with safe_open(str(ema_file), "pt") as fh:
+            meta = fh.metadata()
+        step, elapsed = int(meta["step"]), float(meta["elapsed_s"])
+        # beside, not over, the run's model/ (the last step's export)
+        export_to = export_to if export_to is not None else out / f"model-step-{at_step}"
     tower, unet, vae, _ = build_models(cfg, AutoTokenizer.from_pretrained(out / "tokenizer"))
-    ema = load_file(str(ck / "ema.safetensors"))
-    return export(cfg, out, tower, unet, vae, ema, export_to, int(state["step"]), float(state["elapsed_s"]))
+    ema = load_file(str(ema_file))
+    return export(cfg, out, tower, unet, vae, ema, export_to, step, elapsed)
 
 
 class _Bar:
