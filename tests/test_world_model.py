@@ -280,7 +280,8 @@ def test_training_resumes_exactly_and_exports_a_loadable_babel_pipeline(tmp_path
     # earlier one exports as a model of that step, and a step not kept is named with those that are
     kept = sorted(p.name for p in (tmp_path / "a" / "ema").iterdir())
     assert kept == ["step-0000002.safetensors", "step-0000004.safetensors"]
-    last, ck = load_file(str(tmp_path / "a" / "ema" / kept[1])), load_file(str(tmp_path / "a" / "checkpoint" / "ema.safetensors"))
+    last = load_file(str(tmp_path / "a" / "ema" / kept[1]))
+    ck = load_file(str(tmp_path / "a" / "checkpoint" / "ema.safetensors"))
     assert last.keys() == ck.keys() and all(torch.equal(last[k], ck[k]) for k in ck)
     early = export_checkpoint(tmp_path / "a", at_step=2)
     assert early == tmp_path / "a" / "model-step-2"

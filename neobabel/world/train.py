@@ -304,7 +304,7 @@ def _keep_ema(out: Path, step: int, elapsed: float, ema: dict[str, torch.Tensor]
     path.parent.mkdir(exist_ok=True)
     tmp = path.with_suffix(f".tmp-{os.getpid()}")  # a kill mid-write leaves no half file under the real name
     save_file({k: v.contiguous() for k, v in ema.items()}, str(tmp),
-              metadata={"step": str(step), "elapsed_s": str(elapsed)})
+              metadata={"elapsed_s": str(elapsed)})  # the step is in the name
     os.replace(tmp, path)
 
 
@@ -490,8 +490,7 @@ def export_checkpoint(out: str | Path, export_to: str | Path | None = None, *, s
         from safetensors import safe_open
 
         with safe_open(str(ema_file), "pt") as fh:
-            meta = fh.metadata()
-        step, elapsed = int(meta["step"]), float(meta["elapsed_s"])
+            step, elapsed = at_step, float(fh.metadata()["elapsed_s"])
         # beside, not over, the run's model/ (the last step's export)
         export_to = export_to if export_to is not None else out / f"model-step-{at_step}"
     tower, unet, vae, _ = build_models(cfg, AutoTokenizer.from_pretrained(out / "tokenizer"))
