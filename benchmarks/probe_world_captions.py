@@ -43,7 +43,8 @@ with torch.no_grad():
 shapes = list(SHAPES)
 seeds = list(range(500, 508))
 out = pipe.generate([f"a photo of a {s}" for s in shapes for _ in seeds], "en", [s for _ in shapes for s in seeds], batch_size=20)
-arr = np.stack([np.asarray(im, float) for im in out]).reshape(len(shapes), len(seeds), 64, 64, 3)
+arr = np.stack([np.asarray(im, float) for im in out])
+arr = arr.reshape(len(shapes), len(seeds), *arr.shape[1:])  # any image size (32 or 64)
 hit = np.mean([detect.count_objects(detect.read_image(out[i * len(seeds) + j]), shapes[i]) >= 1 for i in range(len(shapes)) for j in range(len(seeds))])
 diffs = [np.abs(arr[a, :] - arr[b, :]).mean() for a in range(len(shapes)) for b in range(a + 1, len(shapes))]
 print(sys.argv[1], "loss right/shuffled/ratio", res, "shape hit", round(float(hit), 3), "caption pixel diff", round(float(np.mean(diffs)), 2), flush=True)
