@@ -298,14 +298,13 @@ def _kept_ema_path(out: Path, step: int) -> Path:
 
 
 def _keep_ema(out: Path, step: int, elapsed: float, ema: dict[str, torch.Tensor]) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    path = _kept_ema_path(out, step)
-    path.parent.mkdir(exist_ok=True)
-    tmp = path.with_suffix(f".tmp-{os.getpid()}")  # a kill mid-write leaves no half file under the real name
-    save_file({k: v.contiguous() for k, v in ema.items()}, str(tmp),
-              metadata={"elapsed_s": str(elapsed)})  # the step is in the name
-    os.replace(tmp, path)
+    from neobabel.runs import atomic_write_bytes
+
+    # atomic: a kill mid-write leaves no half file under the real name; the step is in the name
+    atomic_write_bytes(_kept_ema_path(out, step), save({k: v.contiguous() for k, v in ema.items()},
+                                                       metadata={"elapsed_s": str(elapsed)}))
 
 
 def _load_checkpoint(out: Path, tower, unet, ema, opt, device: torch.device) -> tuple[int, float]:
