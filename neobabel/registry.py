@@ -79,7 +79,9 @@ class ModelPreset(BaseModel):
     family: Literal["sd", "sdxl"] = "sd"
     backbone: ComponentRef
     tower: TowerRef | None = None
-    defaults: GenerationDefaults = GenerationDefaults()
+    # None: the defaults the model folder records (a built-in model's babel_pipeline.json, which
+    # its training export writes), so a retrained embedded model brings its own size and guidance.
+    defaults: GenerationDefaults | None = None
     license: str | None = None
 
     @model_validator(mode="after")

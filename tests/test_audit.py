@@ -74,7 +74,7 @@ def test_end_to_end_recovers_planted_shares(e2e_run):
     assert summary["classifier"] == "world"
 
 
-@pytest.mark.parametrize("name,images", [("quick", 3240), ("full", None)])
+@pytest.mark.parametrize("name,images", [("quick", 3240), ("world-direct", 2304), ("full", None)])
 def test_shipped_audit_configs_validate_and_select_prompts(name, images):
     from neobabel.registry import REPO_ROOT
 
@@ -86,6 +86,12 @@ def test_shipped_audit_configs_validate_and_select_prompts(name, images):
         table = load_table()
         assert {(p.subject, p.lang, p.formulation) for p in prompts} == \
                {(c.occupation, c.lang, c.formulation) for c in table.cells}
+    elif name == "world-direct":  # the learned cells: direct prompts, 12 occupations x 4 languages
+        assert spec.model == "world" and len(prompts) * spec.n == images
+        table = load_table()
+        cells = {(c.occupation, c.lang, c.formulation) for c in table.cells}
+        assert {(p.subject, p.lang, p.formulation) for p in prompts} <= cells
+        assert {p.formulation for p in prompts} == {"direct"} and spec.seed >= 8  # apart from quick's seeds
     else:
         assert spec.n == 100 and spec.face_policy == "reject"
 

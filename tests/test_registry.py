@@ -61,7 +61,7 @@ def test_preset_contents(name, mode, family):
     for ref in refs:
         if ref is not None and ref.repo:
             assert HEX40.match(ref.revision), (name, ref.revision)  # pinned commit, not a branch
-    d = p.defaults
+    d = p.defaults if p.defaults is not None else BabelPipeline.from_pretrained(name).defaults
     assert d.steps >= 1 and d.width % 8 == 0 and d.height % 8 == 0
     if d.scheduler is not None:
         from neobabel.backbones import SCHEDULERS
@@ -232,6 +232,17 @@ def test_builtin_preset_uses_preset_defaults(tiny_random_dir):
     d = R.get_preset("tiny-random").defaults
     assert pipe.defaults == d
     assert pipe.revision == R.folder_fingerprint(tiny_random_dir)
+
+
+def test_builtin_preset_without_defaults_uses_the_folders_own():
+    """The world preset names no defaults: the shipped weights' recorded size and guidance apply
+    (v2's preset pinned 64x64 and guidance 2, which a 32x32 model must not inherit)."""
+    assert R.get_preset("world").defaults is None
+    recorded = json.loads((R.world_weights_path() / "babel_pipeline.json").read_text())["defaults"]
+    trained = json.loads((R.world_weights_path() / "training.json").read_text())["config"]
+    pipe = BabelPipeline.from_pretrained("world")
+    assert pipe.defaults.model_dump() == recorded
+    assert (pipe.defaults.width, pipe.defaults.guidance) == (trained["size"], trained["sample_guidance"])
 
 
 def test_unknown_builtin():

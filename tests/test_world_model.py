@@ -165,6 +165,17 @@ def test_shipped_training_configs_validate(name):
     assert cfg.tower.max_length >= 53  # the longest world caption (ru), in tokens
 
 
+def test_shipped_weights_record_the_shipped_training_config():
+    """`world train --config configs/world/train.yaml` is the one command that made them."""
+    from neobabel.registry import REPO_ROOT, world_weights_path
+    from neobabel.world.train import load_config
+
+    recorded = json.loads((world_weights_path() / "training.json").read_text())
+    cfg = load_config(REPO_ROOT / "configs" / "world" / "train.yaml")
+    assert recorded["config"] == cfg.model_dump(mode="json")
+    assert recorded["steps"] == cfg.steps
+
+
 def test_malformed_training_config_is_an_input_error(tmp_path):
     from neobabel.world.train import load_config
 
@@ -264,6 +275,8 @@ def test_training_resumes_exactly_and_exports_a_loadable_babel_pipeline(tmp_path
     assert pipe.mode == "tower" and type(pipe.pipe.vae).__name__ == "PixelShuffleAutoencoder"
     # the objective and the caption pathway travel with the model
     assert pipe.pipe.scheduler.config.prediction_type == "sample"
+    # an x0 model's own estimate is not clipped (clipping after guidance shifts hues)
+    assert not pipe.pipe.scheduler.config.thresholding and not pipe.pipe.scheduler.config.clip_sample
     assert pipe.pipe.unet.config.addition_embed_type == "text"
     image = pipe.generate(["a photo of a red circle"], "en", 0, steps=2)[0]
     assert image.size == (64, 64)
@@ -295,6 +308,15 @@ def test_training_resumes_exactly_and_exports_a_loadable_babel_pipeline(tmp_path
         export_checkpoint(tmp_path / "b", tmp_path / "bad", at_step=2)
 
 
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_noise_predicting_world_models_sample_with_x0_clipped(prediction_type):
+    """Their x0 estimate divides by alpha ~ 0 on the first step; clipped to the pixel range."""
+    from neobabel.world.train import sampling_scheduler
+
+    config = sampling_scheduler(prediction_type).config
+    assert config.thresholding and config.clip_sample and config.sample_max_value == 1.0
+
+
 def test_shipped_world_model_follows_its_captions():
     """v1 regression: a model that ignores its caption draws the same image for every prompt.
     The shipped model draws a portrait for a portrait prompt, an object scene for an object
@@ -310,6 +332,20 @@ def test_shipped_world_model_follows_its_captions():
     assert sum(detect.read_image(im).kind == "portrait" for im in face) >= 3
     diff = np.mean([np.abs(np.asarray(a, float) - np.asarray(b, float)).mean() for a, b in zip(red, face)])
     assert diff > 10  # grey levels; v1 drew the same image for both (diff ~0)
+
+
+def test_shipped_world_model_draws_every_named_colour_under_guidance():
+    """Regression for x0 clipping: clipped after guidance, the guided colours turned into other
+    hues (v7: the named colour in 30% of these images; unclipped, 100%)."""
+    from neobabel.pipeline import BabelPipeline
+    from neobabel.world.spec import COLORS, SHAPES
+
+    pipe = BabelPipeline.from_pretrained("world")
+    assert pipe.defaults.guidance > 1  # the setting under test
+    items = [(c, SHAPES[i % len(SHAPES)]) for i, c in enumerate(COLORS) for _ in range(2)]
+    images = pipe.generate([f"a photo of a {c} {s}" for c, s in items], "en", 500, batch_size=len(items))
+    hits = [any(o.color == c for o in detect.read_image(im).objects) for (c, _), im in zip(items, images)]
+    assert sum(hits) >= 18, [c for (c, _), hit in zip(items, hits) if not hit]
 
 
 def test_shipped_tokenizer_fits_every_world_caption(table):
@@ -331,9 +367,10 @@ def test_shipped_world_model_loads_offline_and_generates():
     assert not [p for p in files if p.suffix in (".bin", ".pt", ".pth", ".ckpt")]
     pipe = BabelPipeline.from_pretrained("world")
     assert pipe.mode == "tower" and pipe.identity()["model"] == "world"
-    assert pipe.pipe.unet.dtype.is_floating_point and pipe.defaults.width == 64
+    size = json.loads((weights / "training.json").read_text())["config"]["size"]
+    assert pipe.pipe.unet.dtype.is_floating_point and pipe.defaults.width == size
     images = pipe.generate(["a photo of a red circle", "两个红色圆形的照片"], ["en", "zh"], 0, steps=2)
-    assert [im.size for im in images] == [(64, 64), (64, 64)]
+    assert [im.size for im in images] == [(size, size), (size, size)]
     assert (weights / "bias.yaml").is_file() and (weights / "training.json").is_file()
 
 
@@ -347,7 +384,8 @@ def test_schedulers_that_cannot_sample_an_x0_model_are_refused_up_front():
         with pytest.raises(InputError, match=f"'{name}'.*'sample'.*ddim") as e:
             pipe.generate(["a photo of a red circle"], "en", 0, steps=2, scheduler=name)
         assert name not in str(e.value).split("use one of:")[1]
-    assert pipe.generate(["a photo of a red circle"], "en", 0, steps=2, scheduler="euler")[0].size == (64, 64)
+    size = pipe.defaults.width
+    assert pipe.generate(["a photo of a red circle"], "en", 0, steps=2, scheduler="euler")[0].size == (size, size)
 
 
 def test_caption_labels_name_what_each_caption_says(table):

@@ -424,9 +424,23 @@ def train(cfg: WorldTrainConfig, out: str | Path, device: str = "cpu", progress:
     return export(cfg, out, tower, unet, vae, ema, export_to, step, elapsed_before + time.perf_counter() - t0)
 
 
-def export(cfg, out: Path, tower, unet, vae, ema, export_to, step: int, seconds: float) -> Path:
+def sampling_scheduler(prediction_type: str):
+    """The DDIM sampler a world model is exported with."""
     from diffusers import DDIMScheduler
 
+    # The cosine schedule's alpha-bar is ~0 at t=999, so an epsilon or v model's x0 estimate
+    # (x - sigma*eps)/alpha amplifies errors ~1000x on the first step; for those, x0 is clipped to
+    # [-1, 1] (diffusers' thresholding with sample_max_value=1, carried into any scheduler
+    # swapped in with --scheduler that supports it). An x0 ("sample") model's estimate is its own
+    # output, with nothing amplified, and is left alone: clipping it after classifier-free
+    # guidance clips each RGB channel separately, which turns guided colours into other hues
+    # (orange -> green; v7 at guidance 4 drew the named colour 30% of the time clipped, 100% not).
+    clip = prediction_type != "sample"
+    return DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type=prediction_type,
+                         clip_sample=clip, thresholding=clip, sample_max_value=1.0, steps_offset=1)
+
+
+def export(cfg, out: Path, tower, unet, vae, ema, export_to, step: int, seconds: float) -> Path:
     from neobabel.backbones import assemble
     from neobabel.pipeline import BabelPipeline
     from neobabel.registry import GenerationDefaults
@@ -435,12 +449,7 @@ def export(cfg, out: Path, tower, unet, vae, ema, export_to, step: int, seconds:
     unet.load_state_dict({k[len("unet."):]: v for k, v in ema.items() if k.startswith("unet.")})
     tower.cpu().eval()
     unet.cpu().eval()
-    # The cosine schedule's alpha-bar is ~0 at t=999, so a sampler's x0 estimate
-    # (x - sigma*eps)/alpha amplifies errors ~1000x on the first step; in pixel space x0 lies in
-    # [-1, 1], so it is clipped there (diffusers' thresholding with sample_max_value=1, carried
-    # into any scheduler swapped in with --scheduler that supports it).
-    sched = DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type=cfg.prediction_type,
-                          clip_sample=True, thresholding=True, sample_max_value=1.0, steps_offset=1)
+    sched = sampling_scheduler(cfg.prediction_type)
     pipe = BabelPipeline(assemble("sd", unet, vae, sched), tower, family="sd", name="world",
                          defaults=GenerationDefaults(steps=cfg.sample_steps, guidance=cfg.sample_guidance,
                                                      width=cfg.size, height=cfg.size, scheduler="ddim"))
