@@ -177,15 +177,15 @@ class BabelPipeline:
                                     revision=folder_fingerprint(backbone), defaults=preset.defaults)
         if preset.mode == "native":
             pipe, family = _load_native(backbone, dtype)
-            return cls(pipe, None, family=family, name=name, revision=revision,
-                       defaults=preset.defaults or GenerationDefaults(), attention=attention, device=device)
+            return cls(pipe, None, family=family, name=name, revision=revision, defaults=preset.defaults,
+                       attention=attention, device=device)
         adapter = resolve_ref(preset.tower.adapter, "tower adapter", name, allow_download)
         if preset.tower.encoder:  # make sure the pinned encoder is there before loading
             resolve_ref(preset.tower.encoder, "tower encoder", name, allow_download)
         pipe, family = load_backbone(backbone, dtype=dtype, family=preset.family)
         tower = MultilingualTower.from_pretrained(adapter, dtype=dtype)
-        return cls(pipe, tower, family=family, name=name, revision=revision,
-                   defaults=preset.defaults or GenerationDefaults(), attention=attention, device=device)
+        return cls(pipe, tower, family=family, name=name, revision=revision, defaults=preset.defaults,
+                   attention=attention, device=device)
 
     def save_pretrained(self, path: str | Path, dtype: torch.dtype | None = None) -> None:
         """A folder that `from_pretrained` (and `--model PATH`) loads: config + components."""
