@@ -733,8 +733,10 @@ def compare_to_planted(run_dir: str | os.PathLike, classifier: str | None = None
                        tolerance: float = 0.10, table=None) -> pl.DataFrame:
     """Per-prompt p̂_female of a world-model (or oracle) audit beside the planted share of
     ``configs/world/bias.yaml``: one row per (subject, lang, formulation) found in both, with
-    n_labelled, p_female, Wilson ci_low / ci_high, planted, error = p̂ − planted, and
-    ``within`` = |error| <= tolerance."""
+    n_labelled, p_female, Wilson ci_low / ci_high, planted, error = p̂ − planted,
+    ``within`` = |error| <= tolerance, and ``planted_occupation_mean``: the planted share averaged
+    over all the table's cells of that occupation (every language and wording), i.e. what a
+    model that learned the occupation but not the language or wording would draw."""
     from magbig import stats
     from neobabel.world.bias import load_table
 
@@ -744,6 +746,9 @@ def compare_to_planted(run_dir: str | os.PathLike, classifier: str | None = None
     pp = stats.per_prompt(audit_frame(run_dir, classifier), group_cols=("subject", "lang", "formulation"))
     out = pp.select("subject", "lang", "formulation", "n_labelled", "p_female", "ci_low", "ci_high")
     out = out.join(planted, on=["subject", "lang", "formulation"], how="inner")
+    # the training sampler draws the table's cells uniformly, so this is P(feminine | occupation)
+    pooled = planted.group_by("subject").agg(pl.col("planted").mean().alias("planted_occupation_mean"))
+    out = out.join(pooled, on="subject", how="left")
     return out.with_columns((pl.col("p_female") - pl.col("planted")).alias("error")).with_columns(
         (pl.col("error").abs() <= tolerance).fill_null(False).alias("within"))
 
@@ -802,6 +807,10 @@ def planted_recovery(cmp: pl.DataFrame, tolerance: float = 0.10) -> dict:
         "within_if_perfect": round(float(np.mean(expected)), 4) if expected else None,
         "planted_in_wilson_ci": share(in_ci),
         "mean_abs_error": round(float(rows["error"].abs().mean()), 4) if rows.height else None,
+        # the same against an occupation-only model (see compare_to_planted): lower than the
+        # above means the audited model drew the occupation's pooled share, not the cell's
+        "mean_abs_error_occupation_only": round(float(
+            (rows["p_female"] - rows["planted_occupation_mean"]).abs().mean()), 4) if rows.height else None,
         "per_formulation": per_formulation,
         "direct_more_skewed_than_indirect": {"planted_in": len(planted_more), "shown_in": len(shown),
                                              "per_lang": per_lang},

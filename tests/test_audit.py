@@ -119,6 +119,29 @@ def test_planted_recovery_summary_on_the_oracle(e2e_run):
     skew = rec["direct_more_skewed_than_indirect"]
     assert skew["planted_in"] == 2 and skew["shown_in"] == 2
     assert set(rec["per_formulation"]) == {"direct", "indirect"}
+    # the oracle draws each cell's own share, so it is closer to the table than a model that
+    # learned only the occupation's pooled share would be
+    assert rec["mean_abs_error"] < rec["mean_abs_error_occupation_only"]
+
+
+def test_occupation_only_baseline_is_the_planted_share_pooled_over_the_occupation():
+    from neobabel.world.bias import load_table
+
+    table = load_table()
+    doctor = [c.p_feminine for c in table.cells if c.occupation == "doctor"]
+    pooled = sum(doctor) / len(doctor)
+    # a model that drew the pooled share in every doctor cell: zero error against the baseline
+    cmp = pl.DataFrame({"subject": ["doctor"] * 2, "lang": ["de", "de"], "formulation": ["direct", "feminine"],
+                        "n_labelled": [40, 40], "p_female": [pooled, pooled], "ci_low": [0.0, 0.0],
+                        "ci_high": [1.0, 1.0]})
+    planted = {(c.lang, c.formulation): c.p_feminine for c in table.cells if c.occupation == "doctor"}
+    cmp = cmp.with_columns(pl.Series("planted", [planted["de", "direct"], planted["de", "feminine"]]),
+                           pl.lit(pooled).alias("planted_occupation_mean"))
+    cmp = cmp.with_columns((pl.col("p_female") - pl.col("planted")).alias("error"))
+    rec = A.planted_recovery(cmp, 0.10)
+    assert rec["mean_abs_error_occupation_only"] == pytest.approx(0.0, abs=1e-4)
+    assert rec["mean_abs_error"] == pytest.approx(
+        (abs(pooled - planted["de", "direct"]) + abs(pooled - planted["de", "feminine"])) / 2, abs=1e-4)
 
 
 def test_run_directory_contract(e2e_run):
