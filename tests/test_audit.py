@@ -119,6 +119,13 @@ def test_planted_recovery_summary_on_the_oracle(e2e_run):
     skew = rec["direct_more_skewed_than_indirect"]
     assert skew["planted_in"] == 2 and skew["shown_in"] == 2
     assert set(rec["per_formulation"]) == {"direct", "indirect"}
+    # the baseline column is each occupation's planted share pooled over all of the table's cells
+    from neobabel.world.bias import load_table
+
+    cells = load_table().cells
+    for row in cmp.select("subject", "planted_occupation_mean").unique().iter_rows(named=True):
+        shares = [c.p_feminine for c in cells if c.occupation == row["subject"]]
+        assert row["planted_occupation_mean"] == pytest.approx(sum(shares) / len(shares))
     # the oracle draws each cell's own share, so it is closer to the table than a model that
     # learned only the occupation's pooled share would be
     assert rec["mean_abs_error"] < rec["mean_abs_error_occupation_only"]
