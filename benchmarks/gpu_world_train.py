@@ -3,8 +3,8 @@
 The lent GPU machines give a session ~15 minutes in all (start-up included) and 10 minutes per
 command, so the step count of `configs/world/train-gpu.yaml` is fitted to the time at hand:
 a short probe run measures seconds per step on this device, then the real run trains
-`floor(minutes / (s/step))` steps (rounded down to a multiple of 500) with the config's cosine
-schedule. The chosen count is recorded in the model's training.json, so the model is
+`floor(minutes / (s/step))` steps in all (the main phase rounded down to a multiple of 500,
+then the config's finetune phase) with the config's cosine schedule. The chosen count is recorded in the model's training.json, so the model is
 reproduced by `neobabel world train --config configs/world/train-gpu.yaml --device cuda
 --steps N`. Everything it writes to --report comes back from the device machine: the model
 as <=15 MB tar chunks (`cat model.tgz.* | tar xz` restores `model/`), the log and a summary.
@@ -36,7 +36,7 @@ def seconds_per_step(cfg, device: str, work: Path, steps: int = 120, skip: int =
     shutil.rmtree(work, ignore_errors=True)
     # no tower pretraining here: it is not part of the timed diffusion steps
     probe = cfg.model_copy(update={"steps": steps, "log_every": 20, "checkpoint_every": 10**9,
-                                   "max_minutes": None, "tower_pretrain_steps": 0})
+                                   "max_minutes": None, "tower_pretrain_steps": 0, "finetune": None})
     train(probe, work, device=device, progress=False)
     log = [json.loads(line) for line in (work / "train_log.jsonl").read_text().splitlines()]
     at = {r["step"]: r["elapsed_s"] for r in log}
@@ -77,7 +77,9 @@ def main() -> None:
         cfg = cfg.model_copy(update={"data_workers": 0})
         summary["data_workers_failed"] = str(e).splitlines()[0]
         sps = seconds_per_step(cfg, args.device, probe_dir)
-    steps = min(cfg.steps, max(500, int(args.minutes * 60 / sps) // 500 * 500))
+    # the finetune phase (a fixed number of steps after the main phase) comes out of the same budget
+    finetune_steps = cfg.finetune.steps if cfg.finetune else 0
+    steps = min(cfg.steps, max(500, int(args.minutes * 60 / sps - finetune_steps) // 500 * 500))
     summary.update(probe_seconds=round(time.perf_counter() - t, 1), seconds_per_step=round(sps, 4), steps=steps,
                    data_workers=cfg.data_workers, batch_size=cfg.batch_size)
     print(json.dumps(summary), flush=True)

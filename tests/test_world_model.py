@@ -173,7 +173,7 @@ def test_shipped_weights_record_the_shipped_training_config():
     recorded = json.loads((world_weights_path() / "training.json").read_text())
     cfg = load_config(REPO_ROOT / "configs" / "world" / "train.yaml")
     assert recorded["config"] == cfg.model_dump(mode="json")
-    assert recorded["steps"] == cfg.steps
+    assert recorded["steps"] == cfg.total_steps
 
 
 def test_malformed_training_config_is_an_input_error(tmp_path):
@@ -228,11 +228,38 @@ def test_batch_stream_is_in_step_order_for_any_number_of_workers(table):
 
     sampler = WorldSampler(table, WorldDataConfig(size=32), seed=3)
     serial = list(batch_stream(sampler, 5, 12, 4))
-    assert [s for s, _, _ in serial] == list(range(5, 12))
+    assert [b[0] for b in serial] == list(range(5, 12))
     parallel = list(batch_stream(sampler, 5, 12, 4, workers=3))
-    assert [s for s, _, _ in parallel] == list(range(5, 12))
-    for (_, im_a, tx_a), (_, im_b, tx_b) in zip(serial, parallel):
-        assert torch.equal(im_a, im_b) and tx_a == tx_b
+    assert [b[0] for b in parallel] == list(range(5, 12))
+    for (_, im_a, tx_a, p_a), (_, im_b, tx_b, p_b) in zip(serial, parallel):
+        assert torch.equal(im_a, im_b) and tx_a == tx_b and torch.equal(p_a, p_b)
+
+
+def test_learning_rate_of_the_finetune_phase():
+    from neobabel.world.train import FinetuneSpec, WorldTrainConfig, learning_rate
+
+    main = WorldTrainConfig(steps=1000, warmup=100, lr=1e-3, lr_schedule="cosine", lr_final_scale=0.1)
+    both = main.model_copy(update={"finetune": FinetuneSpec(steps=500, lr=2e-4, warmup=50)})
+    assert both.total_steps == 1500 and main.total_steps == 1000
+    # the main phase is untouched by the phase after it
+    assert all(learning_rate(both, s) == learning_rate(main, s) for s in (0, 99, 500, 999))
+    assert learning_rate(both, 1000) == pytest.approx(2e-4 / 50)  # its own warmup
+    assert learning_rate(both, 1049) == pytest.approx(2e-4)
+    assert learning_rate(both, 1499) == pytest.approx(2e-4)  # constant: the phase can be lengthened
+
+
+def test_run_stream_switches_to_the_finetune_data_after_the_main_phase(table):
+    from neobabel.world.train import FinetuneSpec, WorldTrainConfig, batch_stream, run_stream
+
+    cfg = WorldTrainConfig(steps=4, batch_size=6, size=32, portrait_fraction=0.0,
+                           finetune=FinetuneSpec(steps=3, portrait_fraction=1.0))
+    batches = list(run_stream(cfg, table, 2))
+    assert [b[0] for b in batches] == [2, 3, 4, 5, 6]
+    main = list(batch_stream(WorldSampler(table, WorldDataConfig(size=32, portrait_fraction=0.0), seed=0), 2, 4, 6))
+    assert all(torch.equal(a[1], b[1]) and a[2] == b[2] for a, b in zip(batches[:2], main))
+    assert not any((b[3] >= 0).any() for b in batches[:2]) and all((b[3] >= 0).all() for b in batches[2:])
+    # resumed inside the finetune phase: only its remaining steps
+    assert [b[0] for b in run_stream(cfg, table, 5)] == [5, 6]
 
 
 def test_ema_update_matches_the_per_tensor_formula():
@@ -246,6 +273,38 @@ def test_ema_update_matches_the_per_tensor_formula():
     ema_update(ema, current, 0.9)
     assert torch.allclose(ema["w"], want["w"]) and torch.allclose(ema["b"], want["b"])
     assert ema["n"].item() == 7  # integer buffers are copied, not averaged
+
+
+@pytest.mark.slow
+def test_finetune_phase_added_to_a_finished_run_equals_the_straight_run(tmp_path):
+    """How the shipped model was made: its config's main phase had run, the phase after it was
+    added and the run resumed; one command from scratch must give the same weights."""
+    from safetensors.torch import load_file
+
+    from neobabel.world.train import WorldTrainConfig, train
+
+    finetune = dict(steps=2, portrait_fraction=1.0, high_noise_fraction=1.0, high_noise_from=900, warmup=1,
+                    presentation_head=0.5)
+    straight = train(WorldTrainConfig(**{**TINY_TRAIN, "finetune": finetune}), tmp_path / "a", progress=False)
+    train(WorldTrainConfig(**TINY_TRAIN), tmp_path / "b", progress=False)
+    after_main = load_file(str(tmp_path / "b" / "checkpoint" / "unet.safetensors"))
+    # the phase added, stopped after its first step, resumed with the head's own state
+    train(WorldTrainConfig(**{**TINY_TRAIN, "finetune": {**finetune, "steps": 1}}), tmp_path / "b", progress=False)
+    assert (tmp_path / "b" / "checkpoint" / "presentation_head.safetensors").is_file()
+    train(WorldTrainConfig(**{**TINY_TRAIN, "finetune": finetune}), tmp_path / "b", progress=False)
+    ua = load_file(str(tmp_path / "a" / "checkpoint" / "unet.safetensors"))
+    ub = load_file(str(tmp_path / "b" / "checkpoint" / "unet.safetensors"))
+    assert all(torch.equal(ua[k], ub[k]) for k in ua)
+    ha = load_file(str(tmp_path / "a" / "checkpoint" / "presentation_head.safetensors"))
+    hb = load_file(str(tmp_path / "b" / "checkpoint" / "presentation_head.safetensors"))
+    assert all(torch.equal(ha[k], hb[k]) for k in ha)
+    log = [json.loads(line) for line in (tmp_path / "a" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "presentation_loss" in r] == [5, 6]  # logged in the phase only
+    recorded = json.loads((straight / "training.json").read_text())
+    assert recorded["steps"] == TINY_TRAIN["steps"] + 2
+    assert json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())["step"] == 6
+    # the phase trained: the weights moved on from the main phase's
+    assert any(not torch.equal(after_main[k], ub[k]) for k in ub)
 
 
 @pytest.mark.slow
@@ -277,6 +336,10 @@ def test_training_resumes_exactly_and_exports_a_loadable_babel_pipeline(tmp_path
     assert pipe.pipe.scheduler.config.prediction_type == "sample"
     # an x0 model's own estimate is not clipped (clipping after guidance shifts hues)
     assert not pipe.pipe.scheduler.config.thresholding and not pipe.pipe.scheduler.config.clip_sample
+    # sampling starts from pure noise at the last training step, not 49 steps below it
+    sched = type(pipe.pipe.scheduler).from_config(pipe.pipe.scheduler.config)
+    sched.set_timesteps(20)
+    assert sched.timesteps[0] == 999
     assert pipe.pipe.unet.config.addition_embed_type == "text"
     image = pipe.generate(["a photo of a red circle"], "en", 0, steps=2)[0]
     assert image.size == (64, 64)
@@ -315,6 +378,18 @@ def test_noise_predicting_world_models_sample_with_x0_clipped(prediction_type):
 
     config = sampling_scheduler(prediction_type).config
     assert config.thresholding and config.clip_sample and config.sample_max_value == 1.0
+
+
+def test_shipped_world_model_samples_from_the_last_training_step():
+    """Started 49 steps below it (diffusers' "leading" spacing), the sampler hands the model pure
+    noise where it expects some signal, and the noise, not the caption, picks the layout."""
+    from diffusers import DDIMScheduler
+
+    from neobabel.registry import world_weights_path
+
+    sched = DDIMScheduler.from_pretrained(world_weights_path() / "scheduler")
+    sched.set_timesteps(20)
+    assert sched.timesteps[0] == sched.config.num_train_timesteps - 1
 
 
 def test_shipped_world_model_follows_its_captions():
