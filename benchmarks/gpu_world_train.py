@@ -4,7 +4,8 @@ The lent GPU machines give a session ~15 minutes in all (start-up included) and 
 command, so the step count of `configs/world/train-gpu.yaml` is fitted to the time at hand:
 a short probe run measures seconds per step on this device, then the real run trains
 `floor(minutes / (s/step))` steps in all (the main phase rounded down to a multiple of 500,
-then the config's finetune phase) with the config's cosine schedule. The chosen count is recorded in the model's training.json, so the model is
+then the config's finetune phase) with the config's cosine schedule. The chosen count is
+recorded in the model's training.json, so the model is
 reproduced by `neobabel world train --config configs/world/train-gpu.yaml --device cuda
 --steps N`. Everything it writes to --report comes back from the device machine: the model
 as <=15 MB tar chunks (`cat model.tgz.* | tar xz` restores `model/`), the log and a summary.
