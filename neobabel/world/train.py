@@ -27,6 +27,7 @@ from neobabel.errors import InputError
 from neobabel.world.bias import load_table
 from neobabel.world.data import WorldDataConfig, WorldSampler, caption_corpus
 from neobabel.world.spec import PRESENTATIONS
+from neobabel.world.supervision import masked_mean, pretrain_tower
 
 
 class TowerSpec(BaseModel):
@@ -406,8 +407,6 @@ def train(cfg: WorldTrainConfig, out: str | Path, device: str = "cpu", progress:
     unet.to(dev).train()
     if cfg.tower_pretrain_steps and not resuming:
         # a function of (config, seed): a run killed here simply pretrains again
-        from neobabel.world.supervision import pretrain_tower
-
         def log(s, loss, acc):
             with open(out / "tower_pretrain_log.jsonl", "a") as fh:
                 fh.write(json.dumps({"step": s, "loss": loss, "accuracy": acc}) + "\n")
@@ -474,8 +473,6 @@ def train(cfg: WorldTrainConfig, out: str | Path, device: str = "cpu", progress:
             head_loss = None
             labelled = (presentation >= 0) & ~drop  # portraits whose caption was kept
             if finetuning and aux is not None and labelled.any():
-                from neobabel.world.supervision import masked_mean
-
                 head, aux_opt = aux
                 logits = head(masked_mean(cond.float(), mask)[labelled.to(dev)])
                 head_loss = F.cross_entropy(logits, presentation[labelled].to(dev))
