@@ -5,16 +5,18 @@ directory contract"):
 
 1. select prompts (built-in set, an official MAGBIG folder or the Hub) by set, languages,
    formulations and subjects (``subjects: world`` = the 12 occupations of the Babel world);
-2. one work unit per (prompt, image slot i), seed ``seed + i``; images are generated through
+2. one work unit per (prompt, image slot i), seed ``seed + i`` plus the prompt's subject offset
+   (:func:`image_seed`; ``seeds: shared`` drops the offset); images are generated through
    :func:`neobabel.runs.generate_into_run` (content keys, atomic writes, skips keys done);
 3. every image not yet labelled by a classifier (same name and same configuration) is
    classified and its rows are appended to ``labels.parquet`` — one row per (key,
    classifier), never duplicated — after every classifier batch (see :class:`LabelStore`);
 4. face policy ``keep`` (default): every image is in the audit with its face status.
    ``reject`` is MAGBIG's rejection sampling: slot i of a prompt tries seeds
-   ``seed + i``, ``seed + i + n``, ``seed + i + 2n``, … until the FIRST classifier sees exactly
-   one face (status ``ok`` or ``uncertain`` with ``faces == 1``), at most ``max_tries`` times.
-   Every failed try is logged in ``rejections.parquet``. The statistics use, per slot, the
+   ``seed + i``, ``seed + i + n``, ``seed + i + 2n``, … (plus the subject offset) until the
+   FIRST classifier sees exactly one face (status ``ok`` or ``uncertain`` with ``faces == 1``),
+   at most ``max_tries`` times. Every failed try is logged in ``rejections.parquet``. The
+   statistics use, per slot, the
    accepted image; when all ``max_tries`` tries failed, the last one stays in the audit (it
    counts in the face-filter denominators as ``no_face`` / ``multiple_faces``, never in
    p̂_female) and its rejection row has ``cap_reached = true``;
@@ -47,7 +49,7 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from neobabel.configfile import read_yaml_mapping, validate_spec
 from neobabel.errors import InputError
@@ -56,6 +58,7 @@ from neobabel.runs import (
 )
 
 __all__ = [
+    "SUBJECT_SEED_STRIDE",
     "AuditSpec",
     "ClassifierSpec",
     "LABELS_COLUMNS",
@@ -63,6 +66,9 @@ __all__ = [
     "audit_frame",
     "compare",
     "compare_to_planted",
+    "expected_abs_error",
+    "image_seed",
+    "planted_fit_test",
     "planted_recovery",
     "load_audit_config",
     "load_pipeline",
@@ -120,6 +126,19 @@ class ClassifierSpec(BaseModel):
         return get_classifier(self.name, **self.options)
 
 
+# Per-subject seeds are subject_offset + seed + slot (+ attempt x n), subject_offset = this stride
+# times 32 bits of sha256(subject): slots of one subject never reach another subject's range.
+SUBJECT_SEED_STRIDE = 2**20
+
+
+def image_seed(subject: str, base_seed: int, slot: int, seeds: str = "per_subject") -> int:
+    """The seed of one image slot (``slot`` already includes ``attempt x n``)."""
+    if seeds == "shared":
+        return base_seed + slot
+    offset = int.from_bytes(hashlib.sha256(subject.encode("utf-8")).digest()[:4], "big")
+    return offset * SUBJECT_SEED_STRIDE + base_seed + slot
+
+
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*(?:[x×]\s*(\d+))?\s*$", re.IGNORECASE)
 
 
@@ -128,8 +147,8 @@ class AuditSpec(BaseModel):
 
     ``langs`` / ``formulations``: lists (or comma-separated strings) or ``all``;
     ``subjects``: list, ``all`` or ``world`` (the Babel world's 12 occupations). ``n`` images
-    per prompt with seeds ``seed .. seed+n-1``. ``steps`` / ``guidance`` / ``size`` /
-    ``scheduler`` override the model's defaults. ``model: oracle`` renders world portraits
+    per prompt with seeds ``seed .. seed+n-1``, offset per subject (``seeds``, below).
+    ``steps`` / ``guidance`` / ``size`` / ``scheduler`` override the model's defaults. ``model: oracle`` renders world portraits
     with the planted shares of ``configs/world/bias.yaml`` (no diffusion; see
     :mod:`magbig.selftest`).
     """
@@ -145,6 +164,12 @@ class AuditSpec(BaseModel):
     subjects: list[str] | Literal["all", "world"] = "all"
     n: int = Field(100, ge=1)
     seed: int = Field(0, ge=0)
+    # per_subject: all prompts of one subject (its languages and formulations) share their seeds,
+    # and different subjects get independent ones. The statistics resample subjects as
+    # independent clusters and pair languages and formulations within a subject; with `shared`
+    # seeds (slot i of every prompt = seed + i) a model that reads much of a face from its
+    # starting noise moves every subject alike, and the aggregate intervals come out too narrow.
+    seeds: Literal["per_subject", "shared"] = "per_subject"
     steps: int | None = Field(None, ge=1)
     guidance: float | None = Field(None, ge=0)
     size: str | None = None
@@ -201,11 +226,31 @@ class AuditSpec(BaseModel):
             return [{"name": c} if isinstance(c, str) else c for c in v]
         return v
 
+    @model_validator(mode="after")
+    def _seed_range(self):
+        last = self.seed + self.n * (self.max_tries if self.face_policy == "reject" else 1) - 1
+        if self.seeds == "per_subject" and last >= SUBJECT_SEED_STRIDE:
+            raise ValueError(f"seed {self.seed} + n x tries reaches {last}; with seeds: per_subject it must stay "
+                             f"below {SUBJECT_SEED_STRIDE} (lower seed or n, or use seeds: shared)")
+        return self
+
     def width_height(self) -> tuple[int | None, int | None]:
         if self.size is None:
             return None, None
         w, h = self.size.split("x")
         return int(w), int(h)
+
+
+def _check_seed_scheme(run: RunDir, spec: AuditSpec) -> None:
+    """Resuming a run under another seed scheme would redo every image under new seeds."""
+    earlier = run.read_run_json().get("audit")
+    if not earlier:
+        return
+    # Audits recorded before the `seeds` field existed used shared seeds.
+    was = earlier.get("seeds", "shared")
+    if was != spec.seeds:
+        raise InputError(f"run {run.path} was made with seeds: {was}, this audit asks for seeds: {spec.seeds}; "
+                         f"resume it with --seeds {was} or write to a new --out")
 
 
 def _spec_classifier_name(c: dict) -> str:
@@ -478,6 +523,7 @@ def run_audit(spec: AuditSpec, out: str | os.PathLike, progress: bool = True, *,
     """
     spec = _check_values(spec)
     run = RunDir(out)
+    _check_seed_scheme(run, spec)
     ps = select_prompts(spec, prompts)
     # Everything that can be wrong with the input fails here, before any image is made.
     classifiers = [c.build() for c in spec.classifiers]
@@ -510,8 +556,8 @@ def run_audit(spec: AuditSpec, out: str | os.PathLike, progress: bool = True, *,
         for attempt in range(tries):
             if not pending:
                 break
-            units = [WorkUnit(p.id, p.text, p.lang, spec.seed + i + attempt * n, p.subject, p.formulation)
-                     for p, i in pending]
+            units = [WorkUnit(p.id, p.text, p.lang, image_seed(p.subject, spec.seed, i + attempt * n, spec.seeds),
+                              p.subject, p.formulation) for p, i in pending]
             keys = [image_key(identity, u, param_dict) for u in units]
             generate_into_run(pipe, units, run, params, batch_size=spec.batch_size, progress=progress,
                               spec=run_spec)
@@ -766,11 +812,47 @@ def within_tolerance_probability(n: int, p: float, tolerance: float) -> float:
     return float(binom.cdf(hi, n, p) - binom.cdf(lo - 1, n, p))
 
 
+def expected_abs_error(n: int, p: float) -> float:
+    """E|X/n − p| for X ~ Binomial(n, p): a *perfect* model's mean absolute error at this n."""
+    from scipy.stats import binom
+
+    if n <= 0:
+        return float("nan")
+    k = np.arange(n + 1)
+    return float((binom.pmf(k, n, p) * np.abs(k / n - p)).sum())
+
+
+def _g_statistic(x: np.ndarray, n: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Binomial deviance summed over cells (last axis): 2 Σ x ln(x/np) + (n−x) ln((n−x)/n(1−p))."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.where(x > 0, x * np.log(x / (n * p)), 0.0)
+        b = np.where(n - x > 0, (n - x) * np.log((n - x) / (n * (1 - p))), 0.0)
+    return 2 * (a + b).sum(axis=-1)
+
+
+def planted_fit_test(n_female: Sequence[int], n_labelled: Sequence[int], planted: Sequence[float], *,
+                     n_sim: int = 4000, seed: int = 0) -> dict:
+    """Are the counts what a model with exactly the planted shares would draw? The binomial
+    deviance G over all cells, with its p-value from ``n_sim`` parametric-bootstrap replicates
+    drawn from the planted shares (at n = 8 per cell the chi-square approximation is poor). A
+    small p-value: the cells as a whole are farther from the table than sampling noise allows."""
+    x, n = np.asarray(n_female, dtype=float), np.asarray(n_labelled, dtype=float)
+    p = np.clip(np.asarray(planted, dtype=float), 1e-6, 1 - 1e-6)
+    keep = n > 0
+    x, n, p = x[keep], n[keep], p[keep]
+    g = float(_g_statistic(x, n, p))
+    sims = np.random.default_rng(seed).binomial(n.astype(int), p, size=(n_sim, len(n))).astype(float)
+    exceed = int((_g_statistic(sims, n, p) >= g - 1e-9).sum())
+    return {"cells": int(keep.sum()), "g_statistic": round(g, 2), "simulations": n_sim,
+            "p_value": round((exceed + 1) / (n_sim + 1), 4)}
+
+
 def planted_recovery(cmp: pl.DataFrame, tolerance: float = 0.10) -> dict:
-    """Summary of `compare_to_planted` rows: how many cells are recovered within `tolerance`,
-    beside the share a perfect model would reach at the same n, how often the Wilson interval
-    holds the planted share, and, per language, measured vs planted mean abs_dev of direct and
-    indirect prompts (where both exist)."""
+    """Summary of `compare_to_planted` rows: how many cells are recovered within `tolerance`
+    and the mean absolute error, each beside what a perfect model (exactly the planted shares)
+    would reach at the same n; how often the Wilson interval holds the planted share; a test of
+    all cells' counts against the planted shares (:func:`planted_fit_test`); and, per language,
+    measured vs planted mean abs_dev of direct and indirect prompts (where both exist)."""
     rows = cmp.filter(pl.col("n_labelled") > 0)
     within = (rows["error"].abs() <= tolerance)
     expected = [within_tolerance_probability(int(r["n_labelled"]), float(r["planted"]), tolerance)
@@ -780,11 +862,22 @@ def planted_recovery(cmp: pl.DataFrame, tolerance: float = 0.10) -> dict:
     def share(mask) -> float | None:
         return round(float(mask.mean()), 4) if len(mask) else None
 
+    def _fit(part: pl.DataFrame) -> dict:
+        n_female = (part["p_female"] * part["n_labelled"]).round().cast(pl.Int64).to_list()
+        return planted_fit_test(n_female, part["n_labelled"].to_list(), part["planted"].to_list())
+
+    perfect_mae = [expected_abs_error(int(r["n_labelled"]), float(r["planted"])) for r in rows.iter_rows(named=True)]
+    rows = rows.with_columns(pl.Series("within_if_perfect", expected, dtype=pl.Float64),
+                             pl.Series("mae_if_perfect", perfect_mae, dtype=pl.Float64))
     per_formulation = {}
     for form in sorted(rows["formulation"].unique().to_list()):
         sub = rows["formulation"] == form
+        part = rows.filter(sub)
         per_formulation[form] = {"cells": int(sub.sum()), "within": share(within.filter(sub)),
-                                 "mean_abs_error": round(float(rows.filter(sub)["error"].abs().mean()), 4)}
+                                 "within_if_perfect": round(float(part["within_if_perfect"].mean()), 4),
+                                 "mean_abs_error": round(float(part["error"].abs().mean()), 4),
+                                 "mean_abs_error_if_perfect": round(float(part["mae_if_perfect"].mean()), 4),
+                                 "fit_p_value": _fit(part)["p_value"]}
     skew = rows.with_columns((pl.col("p_female") - 0.5).abs().alias("abs_dev"),
                              (pl.col("planted") - 0.5).abs().alias("planted_abs_dev"))
     per_lang = {}
@@ -807,10 +900,12 @@ def planted_recovery(cmp: pl.DataFrame, tolerance: float = 0.10) -> dict:
         "within_if_perfect": round(float(np.mean(expected)), 4) if expected else None,
         "planted_in_wilson_ci": share(in_ci),
         "mean_abs_error": round(float(rows["error"].abs().mean()), 4) if rows.height else None,
+        "mean_abs_error_if_perfect": round(float(np.mean(perfect_mae)), 4) if perfect_mae else None,
         # the same against an occupation-only model (see compare_to_planted): lower than the
         # above means the audited model drew the occupation's pooled share, not the cell's
         "mean_abs_error_occupation_only": round(float(
             (rows["p_female"] - rows["planted_occupation_mean"]).abs().mean()), 4) if rows.height else None,
+        "fit_to_planted": _fit(rows) if rows.height else None,
         "per_formulation": per_formulation,
         "direct_more_skewed_than_indirect": {"planted_in": len(planted_more), "shown_in": len(shown),
                                              "per_lang": per_lang},

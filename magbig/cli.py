@@ -135,6 +135,8 @@ def audit(
     subjects: Annotated[Optional[str], typer.Option("--subjects", help="comma-separated, all, or world")] = None,
     n: Annotated[Optional[int], typer.Option("-n", help="images per prompt")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed")] = None,
+    seeds: Annotated[Optional[str], typer.Option("--seeds", help="per_subject (default) or shared: slot i of every prompt = seed + i")] = None,
+    guidance: Annotated[Optional[float], typer.Option("--guidance", help="classifier-free guidance (default: the model's)")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="run directory (default runs/audit-NAME)")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or auto")] = None,
@@ -145,7 +147,8 @@ def audit(
     from magbig.audit import load_audit_config, report, run_audit
 
     spec = load_audit_config(config, model=model, langs=langs, formulations=formulations,
-                             subjects=subjects, n=n, seed=seed, batch_size=batch_size, device=device,
+                             subjects=subjects, n=n, seed=seed, seeds=seeds, guidance=guidance,
+                             batch_size=batch_size, device=device,
                              fast_batching=fast_batching)
     out = out or Path("runs") / f"audit-{spec.name}"
     run_dir = run_audit(spec, out, progress=progress, report_files=False)
@@ -266,7 +269,8 @@ def planted(
     classifier: Annotated[Optional[str], typer.Option("--classifier", help="whose labels (default: the run's first)")] = None,
     tolerance: Annotated[float, typer.Option("--tolerance", help="|p̂ − planted| counted as recovered")] = 0.10,
     cells: Annotated[Optional[Path], typer.Option("--cells", help="also write the per-cell table (.csv or .parquet)")] = None,
-    subjects: Annotated[Optional[str], typer.Option("--subjects", help="comma-separated occupations to keep (e.g. those a model card says were learned)")] = None,
+    subjects: Annotated[Optional[str], typer.Option("--subjects", help="comma-separated occupations to keep")] = None,
+    only: Annotated[Optional[Path], typer.Option("--only", help="keep only the cells listed in this .csv/.parquet (columns subject, lang, formulation; e.g. those a model card says were learned)")] = None,
 ):
     """Compare a world-model audit with the planted bias table; prints a JSON summary.
 
@@ -289,6 +293,8 @@ def planted(
             raise InputError(f"--subjects: {', '.join(unknown)} not in {run} (it has: "
                              f"{', '.join(sorted(set(cmp['subject'].to_list())))})")
         cmp = cmp.filter(pl.col("subject").is_in(keep))
+    if only is not None:
+        cmp = _keep_listed_cells(cmp, only, run)
     if cmp.height == 0:
         raise InputError(f"{run} has no labelled prompts of the world's planted table; audit a world "
                          "model (e.g. `magbig audit --config configs/audits/quick.yaml`) and classify with `world`")
@@ -300,6 +306,22 @@ def planted(
         else:
             atomic_write_parquet(cmp, cells)
     print(json.dumps(planted_recovery(cmp, tolerance), indent=1, ensure_ascii=False))
+
+
+def _keep_listed_cells(cmp, listing: Path, run: Path):
+    """The rows of `cmp` whose (subject, lang, formulation) `listing` names; every listed cell must be in the run."""
+    import polars as pl
+
+    from magbig.stats import read_table
+
+    cells = read_table(listing, "cell list", ("subject", "lang", "formulation"))
+    cells = cells.select("subject", "lang", "formulation").unique()
+    missing = cells.join(cmp, on=["subject", "lang", "formulation"], how="anti")
+    if missing.height:
+        first = missing.row(0)
+        raise InputError(f"--only {listing}: {missing.height} listed cells are not in {run} (first: "
+                         f"{'/'.join(first)}); audit them, or list only cells the run has")
+    return cmp.join(cells, on=["subject", "lang", "formulation"], how="semi")
 
 
 @app.command()

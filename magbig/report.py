@@ -146,6 +146,15 @@ def _form_order(values: Iterable) -> list:
     return _order(values, FORMULATION_ORDER)
 
 
+_SEED_SCHEMES = {
+    "per_subject": "per subject: every language and formulation of an occupation starts from the same "
+                   "noise, different occupations from independent noise (the bootstrap resamples "
+                   "occupations as independent clusters)",
+    "shared": "shared: slot i of every prompt uses the same seed, so occupations are not independent "
+              "when a model draws much of a face from its starting noise; intervals may be too narrow",
+}
+
+
 def _model_name(run_info: dict) -> str | None:
     model = run_info.get("model")
     if isinstance(model, dict):
@@ -1103,6 +1112,9 @@ def _render_html(r: Report) -> str:
       f"{npp['n_labelled']['min']}–{npp['n_labelled']['max']} (median "
       f"{npp['n_labelled']['median']:g})</li>\n")
     w(f"<li>Binomial noise floor: {_e(nf['note'])}.</li>\n")
+    scheme = (r.run_info.get("audit") or {}).get("seeds")
+    if scheme:
+        w(f"<li>Image seeds: {_e(_SEED_SCHEMES.get(scheme, scheme))}.</li>\n")
     w(f"<li>Bootstrap: {r.n_boot} replicates, seed {r.seed}.</li>\n</ul>\n")
     w("<h3>Face filter</h3>\n<p>Only images with exactly one face and a decided label "
       "(<code>ok</code>) count towards p̂_female; the others are reported, not silently "

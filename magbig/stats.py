@@ -757,33 +757,34 @@ _REQUIRED = ("subject", "lang", "formulation")
 _COLUMNS_HINT = "columns needed: subject, lang, formulation, and label or n_female + n_male"
 
 
+def read_table(path: str | Path, what: str, required: Sequence[str], hint: str = "") -> pl.DataFrame:
+    """A .csv or .parquet table with the ``required`` columns, keys read as strings; InputError
+    naming the problem and the fix otherwise (``what`` names the table in messages)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} {path} not found; pass an existing .csv or .parquet file")
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise InputError(f"{what} {path} has suffix {path.suffix!r}; use a .csv or .parquet file")
+    try:
+        df = pl.read_csv(path, infer_schema_length=None) if suffix == ".csv" else pl.read_parquet(path)
+    except Exception as exc:  # polars raises several error types for unreadable files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"cannot read {what} {path}: {first}") from exc
+    for col in required:
+        if col not in df.columns:
+            raise InputError(f"{what} {path} lacks column {col!r}; add it" + (f" ({hint})" if hint else ""))
+    # Keys are names, even when a csv makes them look numeric.
+    return df.with_columns(pl.col(c).cast(pl.String) for c in (*_REQUIRED, "model") if c in df.columns)
+
+
 def read_labels_table(path: str | Path) -> pl.DataFrame:
     """Read a labels table (csv or parquet) and check it has what ``magbig stats`` needs.
 
     Required: subject, lang, formulation, and either ``label`` (one row per image) or
     ``n_female`` and ``n_male`` (counts). Raises InputError naming the problem and the fix.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"labels table {path} not found; pass an existing .csv or .parquet file")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            df = pl.read_csv(path, infer_schema_length=None)
-        elif suffix in (".parquet", ".pq"):
-            df = pl.read_parquet(path)
-        else:
-            raise InputError(
-                f"labels table {path} has suffix {path.suffix!r}; use a .csv or .parquet file"
-            )
-    except InputError:
-        raise
-    except Exception as exc:  # polars raises several error types for unreadable files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"cannot read labels table {path}: {first}") from exc
-    for col in _REQUIRED:
-        if col not in df.columns:
-            raise InputError(f"labels table {path} lacks column {col!r}; add it ({_COLUMNS_HINT})")
+    df = read_table(path, "labels table", _REQUIRED, _COLUMNS_HINT)
     if "label" not in df.columns:
         missing = [c for c in ("n_female", "n_male") if c not in df.columns]
         if missing:
@@ -791,10 +792,7 @@ def read_labels_table(path: str | Path) -> pl.DataFrame:
                 f"labels table {path} has neither 'label' nor {' and '.join(map(repr, missing))}; "
                 f"add a label column or count columns ({_COLUMNS_HINT})"
             )
-    # Keys are names, even when a csv makes them look numeric.
-    return df.with_columns(
-        pl.col(c).cast(pl.String) for c in (*_REQUIRED, "model") if c in df.columns
-    )
+    return df
 
 
 def summarize_labels_table(df: pl.DataFrame, n_boot: int = 2000, seed: int = 0) -> list[dict]:

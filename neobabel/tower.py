@@ -106,6 +106,18 @@ class TowerAdapter(nn.Module):
         return tokens, pooled
 
 
+def _drop_loader_kwargs(tokenizer_config: Path) -> None:
+    """transformers 5 writes how a tokenizer was loaded (``local_files_only``, ``is_local``) into
+    the config it saves; a saved model must not carry that into the next load."""
+    if not tokenizer_config.is_file():
+        return
+    data = json.loads(tokenizer_config.read_text(encoding="utf-8"))
+    if {"local_files_only", "is_local"} & data.keys():
+        for key in ("local_files_only", "is_local"):
+            data.pop(key, None)
+        tokenizer_config.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def _load_encoder(source: str | Path, revision: str | None, local_files_only: bool, dtype=None):
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
@@ -184,6 +196,7 @@ class MultilingualTower(nn.Module):
                 state = {k: v.to(dtype) for k, v in self.encoder.state_dict().items()}
             self.encoder.save_pretrained(path / ENCODER_DIR, state_dict=state)
             self.tokenizer.save_pretrained(path / ENCODER_DIR)
+            _drop_loader_kwargs(path / ENCODER_DIR / "tokenizer_config.json")
         state = {k: (v.to(dtype) if dtype is not None else v).contiguous()
                  for k, v in self.adapter.state_dict().items()}
         save_file(state, str(path / ADAPTER_WEIGHTS))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -107,6 +108,33 @@ def test_within_tolerance_probability_matches_the_binomial():
     assert A.within_tolerance_probability(100, 0.5, 0.10) > 0.95
 
 
+def test_expected_abs_error_closed_form_and_scipy():
+    from scipy.stats import binom
+
+    for p in (0.03, 0.3, 0.5, 0.95):
+        assert A.expected_abs_error(1, p) == pytest.approx(2 * p * (1 - p))  # |1-p|p + p(1-p)
+        want = binom.expect(lambda k, p=p: abs(k / 8 - p), args=(8, p))
+        assert A.expected_abs_error(8, p) == pytest.approx(want)
+
+
+def test_planted_fit_test_accepts_the_planted_shares_and_rejects_a_shift():
+    from scipy.stats import chi2
+
+    rng = np.random.default_rng(3)
+    planted = rng.uniform(0.05, 0.95, 300)
+    n = np.full(300, 8)
+    drawn = rng.binomial(n, planted)
+    assert A.planted_fit_test(drawn, n, planted)["p_value"] > 0.05
+    shifted = rng.binomial(n, np.clip(planted + 0.15, 0, 1))
+    assert A.planted_fit_test(shifted, n, planted)["p_value"] < 0.001
+    # at large n the deviance is chi-square with one degree of freedom per cell
+    big = np.full(40, 400)
+    res = A.planted_fit_test(rng.binomial(big, planted[:40]), big, planted[:40])
+    assert res["p_value"] == pytest.approx(chi2.sf(res["g_statistic"], 40), abs=0.03)
+    # cells without labels count for nothing
+    assert A.planted_fit_test([0, 3], [0, 8], [0.5, 0.4])["cells"] == 1
+
+
 def test_planted_recovery_summary_on_the_oracle(e2e_run):
     cmp = A.compare_to_planted(e2e_run)
     rec = A.planted_recovery(cmp, 0.10)
@@ -129,6 +157,11 @@ def test_planted_recovery_summary_on_the_oracle(e2e_run):
     # the oracle draws each cell's own share, so it is closer to the table than a model that
     # learned only the occupation's pooled share would be
     assert rec["mean_abs_error"] < rec["mean_abs_error_occupation_only"]
+    # and its counts are what the planted shares give: the fit test does not reject them, and
+    # its mean error is about what binomial noise alone gives at this n
+    assert rec["fit_to_planted"]["p_value"] > 0.01 and rec["fit_to_planted"]["cells"] == 12
+    assert rec["mean_abs_error"] == pytest.approx(rec["mean_abs_error_if_perfect"], abs=0.04)
+    assert all(f["fit_p_value"] > 0.01 for f in rec["per_formulation"].values())
 
 
 def test_occupation_only_baseline_is_the_planted_share_pooled_over_the_occupation():
@@ -164,10 +197,14 @@ def test_run_directory_contract(e2e_run):
     assert labels.select("key", "classifier").is_unique().all()
     units = pl.read_parquet(e2e_run / "units.parquet")
     assert units["in_audit"].all() and units.select("prompt_id", "slot").is_unique().all()
-    # seeds are seed + i for slot i
-    assert (units["seed"] == units["slot"]).all()
+    # per-subject seeds: every prompt of a subject uses the same seed in a slot, subjects differ
+    assert units["seed"].to_list() == [A.image_seed(s, 0, i) for s, i in zip(units["subject"], units["slot"])]
+    assert units.group_by("subject", "slot").agg(pl.col("seed").n_unique())["seed"].max() == 1
+    firsts = units.filter(pl.col("slot") == 0).group_by("subject").agg(pl.col("seed").first())
+    assert firsts["seed"].n_unique() == len(OCCS)
     for name in ("summary.json", "report.html", "report.md", "rejections.parquet"):
         assert (e2e_run / name).is_file()
+    assert "Image seeds: per subject" in (e2e_run / "report.html").read_text(encoding="utf-8")
 
 
 def test_rerun_is_a_no_op(e2e_run):
@@ -233,13 +270,41 @@ def test_label_store_keeps_newest_row_per_key_and_classifier(tmp_path):
     assert sorted(zip(df["key"], df["status"])) == [("a", "no_face"), ("b", "error")]
 
 
+def test_image_seeds_shared_and_per_subject():
+    assert [A.image_seed("nurse", 5, i, "shared") for i in range(3)] == [5, 6, 7]
+    nurse = [A.image_seed("nurse", 5, i) for i in range(3)]
+    assert nurse[1] - nurse[0] == 1 and (nurse[0] - 5) % A.SUBJECT_SEED_STRIDE == 0
+    assert A.image_seed("pilot", 5, 0) != nurse[0]
+    # the slots of one subject stay below the next multiple of the stride
+    with pytest.raises(InputError, match="per_subject"):
+        _spec(seed=A.SUBJECT_SEED_STRIDE - 3, n=4)
+    assert _spec(seed=A.SUBJECT_SEED_STRIDE - 3, n=4, seeds="shared").seeds == "shared"
+
+
+def test_resuming_under_another_seed_scheme_is_refused(tmp_path):
+    A.run_audit(_spec(subjects=["nurse"], langs=["en"], n=2, seeds="shared"), tmp_path, progress=False,
+                pipeline=OraclePipeline.from_bias_table(), report_files=False)
+    before = sorted(p.name for p in (tmp_path / "images").iterdir())
+    with pytest.raises(InputError, match="seeds: shared.*--seeds shared"):
+        A.run_audit(_spec(subjects=["nurse"], langs=["en"], n=2), tmp_path, progress=False,
+                    pipeline=OraclePipeline.from_bias_table(), report_files=False)
+    assert sorted(p.name for p in (tmp_path / "images").iterdir()) == before
+    # a run recorded before the field existed counts as shared
+    info = json.loads((tmp_path / "run.json").read_text())
+    del info["audit"]["seeds"]
+    (tmp_path / "run.json").write_text(json.dumps(info))
+    with pytest.raises(InputError, match="seeds: shared"):
+        A.run_audit(_spec(subjects=["nurse"], langs=["en"], n=2), tmp_path, progress=False,
+                    pipeline=OraclePipeline.from_bias_table(), report_files=False)
+
+
 # -- rejection sampling -------------------------------------------------------------------
 
 def test_rejection_sampling_logs_rejected_seeds_and_respects_the_cap(tmp_path):
     log: list = []
     blank = lambda s: s % 4 == 0 or s == 3  # noqa: E731  slot 0 never gets a face; slot 3 on try 2
     pipe = CountingOracle(log, blank=blank)
-    spec = _spec(subjects=["doctor"], langs=["en"], n=4, face_policy="reject", max_tries=3)
+    spec = _spec(subjects=["doctor"], langs=["en"], n=4, face_policy="reject", max_tries=3, seeds="shared")
     A.run_audit(spec, tmp_path, progress=False, pipeline=pipe)
     rej = pl.read_parquet(tmp_path / "rejections.parquet")
     for prompt_id in ("doctor/en/direct", "doctor/en/indirect"):

@@ -71,11 +71,23 @@ def test_audit_flags_override_the_yaml(runner, audit_run, tmp_path):
     out = tmp_path / "r"
     res = runner.invoke(magbig_cli.app, ["audit", "--config", str(cfg), "--out", str(out), "--langs", "fr",
                                          "--subjects", "pilot", "--formulations", "direct", "-n", "2",
-                                         "--no-progress"])
+                                         "--seeds", "shared", "--guidance", "2", "--no-progress"])
     assert res.exit_code == 0, res.output
     units = pl.read_parquet(out / "units.parquet")
     assert units["prompt_id"].unique().to_list() == ["pilot/fr/direct"] and units.height == 2
-    assert json.loads((out / "run.json").read_text())["audit"]["n"] == 2
+    assert units["seed"].to_list() == [0, 1]  # shared: slot i = seed + i
+    audit = json.loads((out / "run.json").read_text())["audit"]
+    assert (audit["n"], audit["seeds"], audit["guidance"]) == (2, "shared", 2.0)
+
+
+def test_audit_seed_scheme_errors_exit_2(main, audit_run, tmp_path):
+    cfg, out, _ = audit_run
+    before = pl.read_parquet(out / "units.parquet")
+    code, _, err = main("audit", "--config", cfg, "--out", out, "--seeds", "shared", "--no-progress")
+    assert code == 2 and "--seeds per_subject" in _one_line_error(err)
+    assert pl.read_parquet(out / "units.parquet").equals(before)
+    code, _, err = main("audit", "--config", cfg, "--out", tmp_path / "r", "--seeds", "random")
+    assert code == 2 and "random" in _one_line_error(err) and not (tmp_path / "r").exists()
 
 
 def test_classify_relabels_without_regenerating_and_report(runner, audit_run):
@@ -122,6 +134,25 @@ def test_planted_subjects_filter(runner, main, audit_run):
     assert json.loads(res.stdout)["cells"] == 4
     code, _, err = main("planted", str(out), "--subjects", "pilot,astronaut")
     assert code == 2 and "astronaut" in err
+
+
+def test_planted_only_listed_cells(runner, main, audit_run, tmp_path):
+    _, out, _ = audit_run
+    listing = tmp_path / "learned.csv"
+    listing.write_text("subject,lang,formulation,note\npilot,de,direct,x\nhairdresser,en,indirect,y\n"
+                       "pilot,de,direct,again\n", encoding="utf-8")
+    res = runner.invoke(magbig_cli.app, ["planted", str(out), "--only", str(listing),
+                                         "--cells", str(tmp_path / "c.csv")])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["cells"] == 2
+    kept = pl.read_csv(tmp_path / "c.csv").select("subject", "lang", "formulation").sort("subject").rows()
+    assert kept == [("hairdresser", "en", "indirect"), ("pilot", "de", "direct")]
+    listing.write_text("subject,lang,formulation\npilot,fr,direct\n", encoding="utf-8")
+    code, _, err = main("planted", str(out), "--only", str(listing))
+    assert code == 2 and "pilot/fr/direct" in _one_line_error(err)
+    listing.write_text("subject,lang\npilot,de\n", encoding="utf-8")
+    code, _, err = main("planted", str(out), "--only", str(listing))
+    assert code == 2 and "'formulation'" in _one_line_error(err)
 
 
 def test_planted_bad_tolerance_exits_2(main, audit_run):

@@ -142,6 +142,9 @@ def test_save_load_round_trip_identical_embeddings(xlmr_dir, tmp_path):
     assert not [f for f in files if f.endswith((".bin", ".pt", ".pth", ".pkl", ".ckpt"))], files
     cfg = json.loads((tmp_path / "tower" / CONFIG_NAME).read_text())
     assert cfg["num_tokens"] == 6 and cfg["pooled_dim"] == 16 and cfg["hidden_dim"] == 40
+    # how this copy was loaded is not saved into the next one's tokenizer config
+    tok_cfg = json.loads((tmp_path / "tower" / "encoder" / "tokenizer_config.json").read_text())
+    assert not {"local_files_only", "is_local"} & tok_cfg.keys()
 
     loaded = MultilingualTower.from_pretrained(tmp_path / "tower")
     after, pooled_after = loaded.encode(TEXTS)

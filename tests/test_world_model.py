@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -283,11 +284,14 @@ def test_finetune_phase_added_to_a_finished_run_equals_the_straight_run(tmp_path
 
     from neobabel.world.train import WorldTrainConfig, train
 
+    # ema_decay ~ 0: the phase's EMA follows the raw weights (the main phase's lags behind them)
     finetune = dict(steps=2, portrait_fraction=1.0, high_noise_fraction=1.0, high_noise_from=900, warmup=1,
-                    presentation_head=0.5)
+                    presentation_head=0.5, ema_decay=1e-6)
     straight = train(WorldTrainConfig(**{**TINY_TRAIN, "finetune": finetune}), tmp_path / "a", progress=False)
     train(WorldTrainConfig(**TINY_TRAIN), tmp_path / "b", progress=False)
     after_main = load_file(str(tmp_path / "b" / "checkpoint" / "unet.safetensors"))
+    ema_main = load_file(str(tmp_path / "b" / "checkpoint" / "ema.safetensors"))
+    assert max((ema_main[f"unet.{k}"] - v).abs().max().item() for k, v in after_main.items()) > 1e-4
     # the phase added, stopped after its first step, resumed with the head's own state
     train(WorldTrainConfig(**{**TINY_TRAIN, "finetune": {**finetune, "steps": 1}}), tmp_path / "b", progress=False)
     assert (tmp_path / "b" / "checkpoint" / "presentation_head.safetensors").is_file()
@@ -303,6 +307,8 @@ def test_finetune_phase_added_to_a_finished_run_equals_the_straight_run(tmp_path
     recorded = json.loads((straight / "training.json").read_text())
     assert recorded["steps"] == TINY_TRAIN["steps"] + 2
     assert json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())["step"] == 6
+    ema = load_file(str(tmp_path / "b" / "checkpoint" / "ema.safetensors"))
+    assert max((ema[f"unet.{k}"] - v).abs().max().item() for k, v in ub.items()) < 1e-5
     # the phase trained: the weights moved on from the main phase's
     assert any(not torch.equal(after_main[k], ub[k]) for k in ub)
 
@@ -557,3 +563,20 @@ def test_resume_check_accepts_older_checkpoints_and_names_what_changed(tmp_path)
     state.write_text("{not json")
     with pytest.raises(InputError, match="unreadable"):
         check_resume(tmp_path, WorldTrainConfig())
+
+
+def test_learned_cells_list_names_cells_of_the_bias_table():
+    """The model card's list of the cells v10 learned (`magbig planted RUN --only ...`): every
+    row a cell of the planted table, with its planted share, once; a held-out p̂ within ±0.10."""
+    from neobabel.world import bias
+    from neobabel.world.bias import load_table
+
+    path = Path(bias.__file__).with_name("learned_cells.csv")  # package data, beside the model card
+    cells = pl.read_csv(path)
+    assert cells.select("subject", "lang", "formulation").is_unique().all()
+    table = {(c.occupation, c.lang, c.formulation): c.p_feminine for c in load_table().cells}
+    for r in cells.iter_rows(named=True):
+        planted = table[(r["subject"], r["lang"], r["formulation"])]
+        assert r["planted"] == pytest.approx(planted, abs=1e-3)
+        assert abs(r["heldout_p_female"] - planted) <= 0.10 + 1e-9 and r["heldout_n"] > 0
+    assert 0 < cells.height < len(table)

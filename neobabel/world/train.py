@@ -85,6 +85,10 @@ class FinetuneSpec(BaseModel):
     # caption's planted probabilities). The head is thrown away at export, as the caption-
     # supervision heads are (neobabel.world.supervision); 0: no head.
     presentation_head: NonNegativeFloat = 0.0
+    # EMA decay during the phase (default: the main phase's). At 0.999 the EMA averages over
+    # ~1,000 steps, so after a 900-step phase 40% of the exported weights are still pre-phase
+    # ones; a shorter horizon lets the export reflect the phase (RESULTS §7h).
+    ema_decay: float | None = Field(None, gt=0, lt=1)
 
 
 class WorldTrainConfig(BaseModel):
@@ -486,7 +490,8 @@ def train(cfg: WorldTrainConfig, out: str | Path, device: str = "cpu", progress:
                 aux[1].step()
                 head_losses.append(head_loss.detach())
             step += 1
-            ema_update(ema, named, min(cfg.ema_decay, (1 + step) / (10 + step)))
+            decay = cfg.finetune.ema_decay if finetuning and cfg.finetune.ema_decay is not None else cfg.ema_decay
+            ema_update(ema, named, min(decay, (1 + step) / (10 + step)))
             losses.append(loss.detach())
             bar.update(step)
             if step % cfg.log_every == 0:
