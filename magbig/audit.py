@@ -862,11 +862,12 @@ def planted_recovery(cmp: pl.DataFrame, tolerance: float = 0.10) -> dict:
     def share(mask) -> float | None:
         return round(float(mask.mean()), 4) if len(mask) else None
 
-    def _fit(part: pl.DataFrame) -> dict:
+    def fit(part: pl.DataFrame) -> dict:
         n_female = (part["p_female"] * part["n_labelled"]).round().cast(pl.Int64).to_list()
         return planted_fit_test(n_female, part["n_labelled"].to_list(), part["planted"].to_list())
 
-    perfect_mae = [expected_abs_error(int(r["n_labelled"]), float(r["planted"])) for r in rows.iter_rows(named=True)]
+    perfect_mae = [expected_abs_error(int(r["n_labelled"]), float(r["planted"]))
+                   for r in rows.iter_rows(named=True)]
     rows = rows.with_columns(pl.Series("within_if_perfect", expected, dtype=pl.Float64),
                              pl.Series("mae_if_perfect", perfect_mae, dtype=pl.Float64))
     per_formulation = {}
@@ -877,7 +878,7 @@ def planted_recovery(cmp: pl.DataFrame, tolerance: float = 0.10) -> dict:
                                  "within_if_perfect": round(float(part["within_if_perfect"].mean()), 4),
                                  "mean_abs_error": round(float(part["error"].abs().mean()), 4),
                                  "mean_abs_error_if_perfect": round(float(part["mae_if_perfect"].mean()), 4),
-                                 "fit_p_value": _fit(part)["p_value"]}
+                                 "fit_p_value": fit(part)["p_value"]}
     skew = rows.with_columns((pl.col("p_female") - 0.5).abs().alias("abs_dev"),
                              (pl.col("planted") - 0.5).abs().alias("planted_abs_dev"))
     per_lang = {}
@@ -905,7 +906,7 @@ def planted_recovery(cmp: pl.DataFrame, tolerance: float = 0.10) -> dict:
         # above means the audited model drew the occupation's pooled share, not the cell's
         "mean_abs_error_occupation_only": round(float(
             (rows["p_female"] - rows["planted_occupation_mean"]).abs().mean()), 4) if rows.height else None,
-        "fit_to_planted": _fit(rows) if rows.height else None,
+        "fit_to_planted": fit(rows) if rows.height else None,
         "per_formulation": per_formulation,
         "direct_more_skewed_than_indirect": {"planted_in": len(planted_more), "shown_in": len(shown),
                                              "per_lang": per_lang},
