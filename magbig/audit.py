@@ -779,7 +779,7 @@ def compare_to_planted(run_dir: str | os.PathLike, classifier: str | None = None
                        tolerance: float = 0.10, table=None) -> pl.DataFrame:
     """Per-prompt p̂_female of a world-model (or oracle) audit beside the planted share of
     ``configs/world/bias.yaml``: one row per (subject, lang, formulation) found in both, with
-    n_labelled, p_female, Wilson ci_low / ci_high, planted, error = p̂ − planted,
+    n_female, n_labelled, p_female, Wilson ci_low / ci_high, planted, error = p̂ − planted,
     ``within`` = |error| <= tolerance, and ``planted_occupation_mean``: the planted share averaged
     over all the table's cells of that occupation (every language and wording), i.e. what a
     model that learned the occupation but not the language or wording would draw."""
@@ -790,7 +790,7 @@ def compare_to_planted(run_dir: str | os.PathLike, classifier: str | None = None
     planted = pl.DataFrame([{"subject": c.occupation, "lang": c.lang, "formulation": c.formulation,
                              "planted": c.p_feminine} for c in table.cells])
     pp = stats.per_prompt(audit_frame(run_dir, classifier), group_cols=("subject", "lang", "formulation"))
-    out = pp.select("subject", "lang", "formulation", "n_labelled", "p_female", "ci_low", "ci_high")
+    out = pp.select("subject", "lang", "formulation", "n_female", "n_labelled", "p_female", "ci_low", "ci_high")
     out = out.join(planted, on=["subject", "lang", "formulation"], how="inner")
     # the training sampler draws the table's cells uniformly, so this is P(feminine | occupation)
     pooled = planted.group_by("subject").agg(pl.col("planted").mean().alias("planted_occupation_mean"))
@@ -863,8 +863,7 @@ def planted_recovery(cmp: pl.DataFrame, tolerance: float = 0.10) -> dict:
         return round(float(mask.mean()), 4) if len(mask) else None
 
     def fit(part: pl.DataFrame) -> dict:
-        n_female = (part["p_female"] * part["n_labelled"]).round().cast(pl.Int64).to_list()
-        return planted_fit_test(n_female, part["n_labelled"].to_list(), part["planted"].to_list())
+        return planted_fit_test(part["n_female"].to_list(), part["n_labelled"].to_list(), part["planted"].to_list())
 
     perfect_mae = [expected_abs_error(int(r["n_labelled"]), float(r["planted"]))
                    for r in rows.iter_rows(named=True)]

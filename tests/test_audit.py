@@ -172,7 +172,8 @@ def test_occupation_only_baseline_is_the_planted_share_pooled_over_the_occupatio
     pooled = sum(doctor) / len(doctor)
     # a model that drew the pooled share in every doctor cell: zero error against the baseline
     cmp = pl.DataFrame({"subject": ["doctor"] * 2, "lang": ["de", "de"], "formulation": ["direct", "feminine"],
-                        "n_labelled": [40, 40], "p_female": [pooled, pooled], "ci_low": [0.0, 0.0],
+                        "n_female": [round(pooled * 40)] * 2, "n_labelled": [40, 40],
+                        "p_female": [pooled, pooled], "ci_low": [0.0, 0.0],
                         "ci_high": [1.0, 1.0]})
     planted = {(c.lang, c.formulation): c.p_feminine for c in table.cells if c.occupation == "doctor"}
     cmp = cmp.with_columns(pl.Series("planted", [planted["de", "direct"], planted["de", "feminine"]]),

@@ -404,13 +404,14 @@ def train(cfg: WorldTrainConfig, out: str | Path, device: str = "cpu", progress:
         torch.backends.cudnn.allow_tf32 = True
     resuming = check_resume(out, cfg)
     bias = load_table()
-    sampler = WorldSampler(bias, _data_config(cfg, False), seed=cfg.seed)
     tokenizer = _tokenizer(cfg, bias, out)
     tower, unet, vae, noise_scheduler = build_models(cfg, tokenizer)
     tower.to(dev).train()
     unet.to(dev).train()
     if cfg.tower_pretrain_steps and not resuming:
         # a function of (config, seed): a run killed here simply pretrains again
+        sampler = WorldSampler(bias, _data_config(cfg, False), seed=cfg.seed)
+
         def log(s, loss, acc):
             with open(out / "tower_pretrain_log.jsonl", "a") as fh:
                 fh.write(json.dumps({"step": s, "loss": loss, "accuracy": acc}) + "\n")
