@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
 
-.PHONY: install demo test test-fast bench-cpu bench-gpu gpu-wheels clean
+# ATEN_CPU_CAPABILITY=avx2|avx512|default picks torch's kernel family for `make test-invariance`.
+.PHONY: install demo test test-invariance test-fast bench-cpu bench-gpu gpu-wheels clean
 
 # torch is pinned in the same pip command as everything else (constraints.txt says
 # torch==2.13.0+cpu, a wheel on disk here); otherwise pip would pull a multi-GB CUDA build.
@@ -22,6 +23,9 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+test-invariance: install
+	$(if $(ATEN_CPU_CAPABILITY),ATEN_CPU_CAPABILITY=$(ATEN_CPU_CAPABILITY)) $(BIN)/python -m pytest -q -n 2 -m invariance
 
 test-fast: install
 	$(BIN)/python -m pytest -q -x -m "not slow"

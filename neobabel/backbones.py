@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
-import types
 from pathlib import Path
 
 import torch
@@ -168,49 +167,3 @@ def set_attention_backend(pipe, backend: str, device: str | torch.device) -> str
             if any(type(p).__name__.startswith("XFormers") for p in module.attn_processors.values()):
                 module.set_attn_processor(AttnProcessor2_0())
     return "sdpa"
-
-
-
-def set_batch_invariance(pipe, enabled: bool) -> bool:
-    """Make every image independent of its batch: the denoiser and VAE see one sample a call.
-
-    Batched float kernels (oneDNN/cuBLAS) pick different blockings by batch size, so a
-    sample's result changes in the last bits with its batch (seen here: ~1e-6, enough to flip
-    a few PNG pixels). Calling the UNet per sample and decoding per sample (diffusers' VAE
-    slicing) removes that; the cost is measured in benchmarks/RESULTS.md.
-    """
-    unet = getattr(pipe, "unet", None)
-    if unet is not None:
-        if enabled and not hasattr(unet, "_neobabel_batched_forward"):
-            unet._neobabel_batched_forward = unet.forward
-            unet.forward = types.MethodType(_per_sample_forward, unet)
-        elif not enabled and hasattr(unet, "_neobabel_batched_forward"):
-            unet.forward = unet._neobabel_batched_forward
-            del unet._neobabel_batched_forward
-    vae = getattr(pipe, "vae", None)
-    if vae is not None and hasattr(vae, "enable_slicing"):
-        vae.enable_slicing() if enabled else vae.disable_slicing()
-    return enabled
-
-
-def _slice_batch(value, i: int, n: int):
-    if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == n:
-        return value[i : i + 1]
-    if isinstance(value, dict):
-        return {k: _slice_batch(v, i, n) for k, v in value.items()}
-    return value
-
-
-def _per_sample_forward(self, sample, timestep, encoder_hidden_states, *args, **kwargs):
-    forward = self._neobabel_batched_forward
-    n = sample.shape[0]
-    if n == 1:
-        return forward(sample, timestep, encoder_hidden_states, *args, **kwargs)
-    outs = [
-        forward(sample[i : i + 1], _slice_batch(timestep, i, n), _slice_batch(encoder_hidden_states, i, n),
-                *args, **{k: _slice_batch(v, i, n) for k, v in kwargs.items()})
-        for i in range(n)
-    ]
-    if isinstance(outs[0], tuple):
-        return (torch.cat([o[0] for o in outs]),)
-    return type(outs[0])(sample=torch.cat([o.sample for o in outs]))

@@ -7,8 +7,9 @@ Two modes share one entry point, `generate`:
           prompt, never the pipeline's own CLIP (it has none).
 - native: any diffusers text-to-image pipeline with its own text encoder (the English-only
           baseline), called with the prompt text.
-Each image gets its own CPU `torch.Generator` seeded with its seed, so an image depends only
-on (model, text, lang, seed, params), never on batch size or position.
+Each image gets its own CPU `torch.Generator` seeded with its seed, and on CPU the whole call
+(text encoding, denoiser, VAE) runs batched under `neobabel.invariance.batch_invariant`, so an
+image depends only on (model, text, lang, seed, params), never on batch size or position.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ import torch
 from neobabel import __version__
 from neobabel.backbones import (
     SCHEDULERS, assemble, check_prediction, check_steps, detect_family, load_backbone, set_attention_backend,
-    set_batch_invariance, set_scheduler,
+    set_scheduler,
 )
 from neobabel.errors import InputError
+from neobabel.invariance import batch_invariant
 from neobabel.languages import normalize_lang
 from neobabel.registry import (
     GenerationDefaults, folder_fingerprint, get_preset, preset_revision, quiet_transformers,
@@ -96,12 +98,21 @@ class BabelPipeline:
         self.device = torch.device(device)
         self.pipe.set_progress_bar_config(disable=True)
         self.attention = set_attention_backend(self.pipe, attention, self.device)
-        self.batch_invariant = set_batch_invariance(self.pipe, batch_invariant)
+        self.invariant_ops = batch_invariant
         self._base_scheduler = self.pipe.scheduler
 
     def set_batch_invariant(self, enabled: bool) -> None:
-        """Per-sample denoiser/VAE calls (bit-identical images whatever the batch) or batched."""
-        self.batch_invariant = set_batch_invariance(self.pipe, enabled)
+        """Batch-invariant kernels (bit-identical images whatever the batch) or the defaults."""
+        self.invariant_ops = enabled
+
+    @property
+    def batch_invariant(self) -> bool:
+        """Whether images are promised bit-identical whatever the batch (recorded in run.json).
+
+        Only on CPU with the invariant op set: GPU libraries (cuBLAS/cuDNN heuristics, fused
+        attention) choose kernels by batch shape, so there the promise is not made.
+        """
+        return self.invariant_ops and self.device.type == "cpu"
 
     # -- identity ---------------------------------------------------------------------
     @property
@@ -243,14 +254,18 @@ class BabelPipeline:
     @torch.no_grad()
     def generate(self, prompts: Sequence[str], langs: Sequence[str] | str | None = None,
                  seeds: Sequence[int] | int = 0, params: GenerationParams | None = None, *,
-                 batch_size: int = 1, on_batch: Callable[[int], None] | None = None, **overrides):
+                 batch_size: int = 1, on_batch: Callable[[int], None] | None = None,
+                 output_type: str = "pil", **overrides):
         """Generate one image per prompt; returns a list of PIL images in input order.
 
         `langs` (one code for all or one per prompt) is validated and recorded by callers; the
         tower reads the text itself. `seeds` is one int per prompt, or a base seed s giving
         s, s+1, ... . Keyword overrides (steps, guidance, width, height, scheduler,
-        negative_prompt) apply on top of the model's defaults.
+        negative_prompt) apply on top of the model's defaults. `output_type="np"` returns float
+        arrays in [0, 1] (H, W, 3) instead of PIL images (the decoder's output before rounding).
         """
+        if output_type not in ("pil", "np"):
+            raise InputError(f"output_type must be 'pil' or 'np', got {output_type!r}")
         prompts = list(prompts)
         n = len(prompts)
         if isinstance(langs, str) or langs is None:
@@ -271,22 +286,24 @@ class BabelPipeline:
             set_scheduler(self.pipe, params.scheduler)
         self.check_sampler(params)  # params may come from elsewhere (e.g. a resumed run's record)
         images = []
-        for start in range(0, n, batch_size):
-            chunk = slice(start, start + batch_size)
-            images += self._generate_batch(prompts[chunk], seeds[chunk], params)
-            if on_batch is not None:
-                on_batch(len(prompts[chunk]))
+        with batch_invariant(self.device, self.invariant_ops):
+            for start in range(0, n, batch_size):
+                chunk = slice(start, start + batch_size)
+                images += self._generate_batch(prompts[chunk], seeds[chunk], params, output_type)
+                if on_batch is not None:
+                    on_batch(len(prompts[chunk]))
         return images
 
-    def _generate_batch(self, texts: list[str], seeds: list[int], params: GenerationParams):
+    def _generate_batch(self, texts: list[str], seeds: list[int], params: GenerationParams,
+                        output_type: str = "pil"):
         # CPU generators on every device: the same seed gives the same initial noise anywhere.
         generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
         kwargs = dict(num_inference_steps=params.steps, guidance_scale=params.guidance,
                       width=params.width, height=params.height, generator=generators,
-                      output_type="pil")
+                      output_type=output_type)
         if self.tower is not None:
-            embeds, pooled = self._encode(texts)
-            neg, neg_pooled = self._encode([params.negative_prompt] * len(texts))
+            embeds, pooled = self.tower.encode(texts)
+            neg, neg_pooled = self.tower.encode([params.negative_prompt] * len(texts))
             dtype = self.dtype
             kwargs.update(prompt_embeds=embeds.to(dtype), negative_prompt_embeds=neg.to(dtype))
             if self.family == "sdxl":
@@ -301,16 +318,6 @@ class BabelPipeline:
             accepted = inspect.signature(self.pipe.__call__).parameters
             kwargs = {k: v for k, v in kwargs.items() if k in accepted}
         return list(self.pipe(**kwargs).images)
-
-    def _encode(self, texts: list[str]):
-        if not self.batch_invariant or len(texts) == 1:
-            return self.tower.encode(texts)
-        parts = [self.tower.encode([t]) for t in texts]
-        return torch.cat([p[0] for p in parts]), _cat([p[1] for p in parts])
-
-
-def _cat(parts):
-    return None if parts[0] is None else torch.cat(parts)
 
 
 def _read_pipeline_config(path: Path) -> dict:
