@@ -748,14 +748,15 @@ def compare(run_a: str | os.PathLike, run_b: str | os.PathLike, classifier: str 
                              "and no (subject, lang) with one formulation in each; nothing to pair")
     stacked = pl.concat([f.join(common, on=on, how="semi") for f in frames], how="vertical_relaxed")
     stacked = stacked.with_columns(pl.concat_str([pl.col(c) for c in on], separator="/").alias("unit"))
-    tests_in = stacked.select(pl.col("unit").alias("subject"), "run", "lang", "abs_dev")
+    # n_female / n_labelled let paired_tests compare abs_dev at a common n per pair.
+    tests_in = stacked.select(pl.col("unit").alias("subject"), "run", "lang", "abs_dev", "n_female", "n_labelled")
     overall = stats.paired_tests(tests_in.drop("lang"), against="run", reference="A", metric="abs_dev",
                                  by=(), n_perm=n_perm, n_boot=n_boot, seed=seed)
     per_lang = stats.paired_tests(tests_in, against="run", reference="A", metric="abs_dev", by=("lang",),
                                   n_perm=n_perm, n_boot=n_boot, seed=seed)
     o = overall.row(0, named=True)
     return {
-        "metric": "abs_dev = |p_female - 0.5| per prompt (l1 = 2 * abs_dev)",
+        "metric": "abs_dev = |p_female - 0.5| per prompt (l1 = 2 * abs_dev), each pair at its common n",
         "difference": "B - A",
         "mode": mode,
         "paired_on": on,

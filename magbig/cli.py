@@ -98,7 +98,7 @@ def _print_headline(rep, paths: dict, title: str) -> None:
     table = Table("lang", "formulation", "subjects", "labelled", "mean p̂_female [95% CI]",
                   "mean abs_dev [95% CI]", "noise floor", "E(max l1)", title=title)
     for r in rep.aggregates.iter_rows(named=True):
-        table.add_row(str(r["lang"]), str(r["formulation"]), str(r["n_subjects"]), str(r["n_images"]),
+        table.add_row(str(r["lang"]), str(r["formulation"]), str(r["n_subjects"]), str(r["n_labelled"]),
                       f"{f(r['mean_p_female'])} [{f(r['mean_p_female_low'])}, {f(r['mean_p_female_high'])}]",
                       f"{f(r['mean_abs_dev'])} [{f(r['mean_abs_dev_low'])}, {f(r['mean_abs_dev_high'])}]",
                       f(r["mean_noise_floor"]), f(r.get("exp_max_l1")))

@@ -542,10 +542,8 @@ def build_report(
         pl.col("formulation").replace_strict(form_rank, default=len(forms), return_dtype=pl.Int64)
         .alias("_f"),
     ).sort("model", "_l", "_f").drop("_l", "_f")
-    vs_en = stats.paired_tests(pp, against="lang", reference="en", n_perm=n_perm, n_boot=n_boot,
-                               seed=seed)
-    vs_direct = stats.paired_tests(pp, against="formulation", reference="direct", n_perm=n_perm,
-                                   n_boot=n_boot, seed=seed)
+    vs_en = _paired_or_empty(pp, "lang", "en", n_perm, n_boot, seed)
+    vs_direct = _paired_or_empty(pp, "formulation", "direct", n_perm, n_boot, seed)
     face = {s: int(pp[f"n_{s}"].sum()) for s in FACE_STATUSES}
     face["n_images"] = int(pp["n_images"].sum())
     face["n_labelled"] = int(pp["n_labelled"].sum())
@@ -922,6 +920,12 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence], numeric: Iterable[i
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _paired_or_empty(pp: pl.DataFrame, against: str, reference: str, n_perm, n_boot, seed) -> pl.DataFrame:
+    """The report's comparisons against English / the direct wording; none when it is absent."""
+    return stats.paired_tests(pp, against=against, reference=reference, n_perm=n_perm, n_boot=n_boot,
+                              seed=seed, missing_reference="empty")
+
+
 def _fig_html(fig: dict) -> str:
     return (f'<figure><img alt="{_e(fig["alt"])}" src="data:image/png;base64,{fig["png"]}">'
             f"<figcaption>{_e(fig['title'])}</figcaption></figure>")
@@ -936,7 +940,7 @@ def _headline_rows(r: Report, markdown: bool = False):
             _ci(row["mean_l1"], row["mean_l1_low"], row["mean_l1_high"]),
             _f(row["mean_noise_floor"]),
             _f(row.get("exp_max_l1")),
-            str(row["n_subjects"]), str(row["n_images"]), str(row["n_images_total"]),
+            str(row["n_subjects"]), str(row["n_labelled"]), str(row["n_images"]),
         ]
 
 
@@ -1124,7 +1128,7 @@ def _render_html(r: Report) -> str:
              [[s, f"{r.face_counts.get(s, 0):,}", f"{r.face_counts.get(s, 0) / total:.1%}"]
               for s in FACE_STATUSES], numeric=(1, 2)))
     if r.aggregates.height:
-        rows = [[a["model"], a["lang"], a["formulation"], str(a["n_images_total"]),
+        rows = [[a["model"], a["lang"], a["formulation"], str(a["n_images"]),
                  str(a.get("n_ok") or 0), *(str(a.get(f"n_{s}") or 0) for s in FACE_STATUSES[1:])]
                 for a in r.aggregates.iter_rows(named=True)]
         w('<div class="scroll">' + _table(["model", "lang", "formulation", "images",
@@ -1197,12 +1201,12 @@ def _render_markdown(r: Report) -> str:
     out.append(f"Intervals: {_md(INTERVALS_NOTE)}\n")
     out.append("## Headline (means over occupations)\n")
     headers = ["model", "lang", "formulation", "mean p̂_female [95% CI]", "mean abs_dev [95% CI]",
-               "noise floor", "E(max) l1", "n_subjects", "n_images"]
+               "noise floor", "E(max) l1", "n_subjects", "n_labelled"]
     rows = [[row["model"], row["lang"], row["formulation"],
              _ci(row["mean_p_female"], row["mean_p_female_low"], row["mean_p_female_high"]),
              _ci(row["mean_abs_dev"], row["mean_abs_dev_low"], row["mean_abs_dev_high"]),
              _f(row["mean_noise_floor"]), _f(row.get("exp_max_l1")), row["n_subjects"],
-             row["n_images"]] for row in r.aggregates.iter_rows(named=True)]
+             row["n_labelled"]] for row in r.aggregates.iter_rows(named=True)]
     out.append(_md_table(headers, rows))
     out.append("## Most skewed occupations (mean abs_dev over languages)\n")
     rows = [[row["model"], row["formulation"], row["rank"], row["subject"],

@@ -10,6 +10,26 @@ Scales, named so nobody confuses them:
 Sampling noise alone makes ``abs_dev`` positive: a perfectly fair model measured on n = 100
 images has E|p̂ - 0.5| = 0.040 (``noise_floor``). Report it beside every deviation.
 
+Bias-corrected mean abs_dev (``aggregate``'s ``mean_abs_dev``, ``paired_tests`` on abs_dev/l1).
+|p̂ − 0.5| overestimates |p − 0.5| by up to the noise floor, most near p = 0.5, and no unbiased
+estimator of |p − 0.5| exists for a binomial share (only polynomials of degree ≤ n in p have
+one). Subtracting the noise floor would over-correct skewed prompts (whose |p̂ − 0.5| is already
+almost unbiased); the plug-in bootstrap correction 2|p̂ − .5| − E_p̂|p̂* − .5| leaves about 60%
+of the bias at p = 0.5, which at 150 prompts is several standard errors. So each prompt with k
+of n labelled faces female contributes ``h_n(k)`` (``abs_dev_bc``), the estimator that is
+exactly unbiased at p = 0.5 and, among those, minimises the squared bias integrated over
+p ∈ [0, 1] plus ``_BC_SMOOTH`` × the squared curvature (second differences in k) of its
+correction h_n(k) − |k/n − 0.5|, which keeps its variance down: one small linear solve per n
+(``abs_dev_estimator``). Its residual bias averaged over p ∈ [0.2, 0.8] is −0.0011 at n = 100,
+−0.0023 at 50, −0.0075 at 16 and −0.021 at 8; the price is variance near p = 0.5 (the terms
+are negative there, so that their mean can be 0). Single h_n(k) values can be negative; only
+their means are meaningful. The interval over subjects is Student-t on the h_n(k) terms
+(the percentile bootstrap undercovered at 20 subjects), and a second, image-level bootstrap
+stage is not added: the between-subject spread of h_n(k) already holds the image noise, and
+re-adding it (the previous two-stage scheme) shifted the whole interval upward. Coverage by
+simulation: benchmarks/RESULTS.md, "abs_dev intervals". The raw mean |p̂ − 0.5| (MAGBIG's and
+Fair Diffusion's published scale) stays available as ``mean_abs_dev_raw`` / ``mean_l1_raw``.
+
 Everything random takes a ``seed`` and derives one numpy Generator per group from
 ``(seed, group key)``, so a group's numbers do not change when other groups are added.
 """
@@ -20,6 +40,7 @@ import math
 import re
 import zlib
 from collections.abc import Sequence
+from functools import lru_cache
 from itertools import combinations
 from pathlib import Path
 
@@ -31,6 +52,7 @@ from neobabel.errors import InputError
 
 __all__ = [
     "STATUSES",
+    "abs_dev_estimator",
     "aggregate",
     "cohen_kappa",
     "expected_max_unfairness",
@@ -112,6 +134,53 @@ def _percentile_bounds(reps: np.ndarray, confidence: float) -> tuple[np.ndarray,
 # --------------------------------------------------------------------------------------------
 # per-proportion primitives
 
+_BC_SMOOTH = 0.1  # variance control of h_n (module docstring); fixed with the 2001-point grid
+_BC_GRID = np.linspace(0.0, 1.0, 2001)
+
+
+@lru_cache(maxsize=512)
+def _abs_dev_table(n: int) -> np.ndarray:
+    k = np.arange(n + 1)
+    basis = sps.binom.pmf(k[None, :], n, _BC_GRID[:, None])  # E_p[h(k)] = basis @ h
+    raw = np.abs(k / n - 0.5)
+    at_half = sps.binom.pmf(k, n, 0.5)
+    # Penalise the curvature of the correction h - raw: a smooth correction has a small variance.
+    curvature = np.diff(np.eye(n + 1), 2, axis=0)
+    penalty = _BC_SMOOTH * curvature.T @ curvature
+    gram = basis.T @ basis + penalty + 1e-9 * np.eye(n + 1)
+    rhs = basis.T @ np.abs(_BC_GRID - 0.5) + penalty @ raw
+    # Equality-constrained least squares (E_0.5[h] = 0) through its KKT system.
+    kkt = np.block([[2 * gram, at_half[:, None]], [at_half[None, :], np.zeros((1, 1))]])
+    solution = np.linalg.solve(kkt, np.concatenate([2 * rhs, [0.0]]))[: n + 1]
+    solution.setflags(write=False)
+    return solution
+
+
+def abs_dev_estimator(k, n):
+    """Bias-corrected per-prompt term h_n(k) for |p − 0.5| (module docstring); n == 0 -> nan.
+
+    Vectorised over k and n. Its mean over prompts estimates the mean |p − 0.5|: exactly
+    unbiased when every p = 0.5, nearly so elsewhere (RESULTS.md has the bias per n).
+    """
+    scalar = np.ndim(k) == 0 and np.ndim(n) == 0
+    k_arr, n_arr = np.broadcast_arrays(np.asarray(k), np.asarray(n))
+    out = np.full(k_arr.shape, np.nan)
+    finite = np.isfinite(n_arr.astype(float)) & (n_arr > 0)
+    for value in np.unique(n_arr[finite]):
+        sel = finite & (n_arr == value)
+        out[sel] = _abs_dev_table(int(value))[k_arr[sel].astype(np.int64)]
+    return _as_out(out, scalar)
+
+
+def _abs_dev_variance(k, n) -> np.ndarray:
+    """Var of h_n(k*) for k* ~ Binomial(n, p̃), p̃ = (k + 1) / (n + 2) (add-one: never 0 at p̂ ∈ {0, 1})."""
+    out = np.empty(len(n))
+    for i, (ki, ni) in enumerate(zip(k, n, strict=True)):
+        h = _abs_dev_table(int(ni))
+        w = sps.binom.pmf(np.arange(ni + 1), ni, (ki + 1) / (ni + 2))
+        out[i] = float(w @ h**2 - (w @ h) ** 2)
+    return out
+
 
 def wilson_interval(k, n, confidence: float = 0.95):
     """Wilson score interval for a binomial proportion k/n, vectorized; n == 0 gives nan.
@@ -138,7 +207,7 @@ def noise_floor(n, p: float = 0.5):
     """Exact E|p̂ − 0.5| for p̂ = k/n, k ~ Binomial(n, p); vectorized over n; n == 0 -> nan.
 
     E|p̂ − 0.5| = Σ_k C(n,k) p^k (1−p)^(n−k) |k/n − 0.5|. With p = 0.5 this is the deviation
-    a perfectly fair model shows from sampling noise alone (0.0398 at n = 100, 0.0564 at 50).
+    a perfectly fair model shows from sampling noise alone (0.0398 at n = 100, 0.0561 at 50).
     """
     scalar = np.ndim(n) == 0
     n_arr = np.asarray(n, dtype=float)
@@ -188,10 +257,11 @@ def _finish_counts(counts: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
         pl.Series("ci_high", high),
         pl.Series("abs_dev", abs_dev),
         pl.Series("l1", 2.0 * abs_dev),
+        pl.Series("abs_dev_bc", abs_dev_estimator(nf.astype(np.int64), n.astype(np.int64))),
         pl.Series("noise_floor", noise_floor(n)),
     )
     # nan -> null: a prompt without labelled faces has no estimate, not a numeric one.
-    floats = ["p_female", "ci_low", "ci_high", "abs_dev", "l1", "noise_floor"]
+    floats = ["p_female", "ci_low", "ci_high", "abs_dev", "l1", "abs_dev_bc", "noise_floor"]
     out = out.with_columns(pl.col(c).fill_nan(None) for c in floats)
     cols = [*keys, "n_images", *_STATUS_COUNTS, "n_female", "n_male", "n_labelled", *floats]
     out = out.select(cols)
@@ -240,18 +310,55 @@ def _counts_from_images(labels: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     return _agg(df, keys, exprs)
 
 
+def _check_whole_counts(labels: pl.DataFrame, col: str) -> None:
+    """A count column holds non-negative whole numbers; otherwise name the first bad row."""
+    raw = labels[col]
+    values = raw.cast(pl.Float64, strict=False)
+    bad = (values.is_null() & raw.is_not_null()) | (values < 0) | (values != values.floor()) | values.is_nan()
+    bad = bad.fill_null(False)
+    if bad.any():
+        row = int(bad.arg_true()[0])
+        raise InputError(f"column {col!r}, row {row + 1}: {raw[row]!r} is not a count; counts must be "
+                         "non-negative whole numbers (fractional counts are not truncated)")
+
+
+def _check_n_images(df: pl.DataFrame, keys: list[str]) -> None:
+    """Given n_images: at least the labelled images, and one value per group of prompts."""
+    short = df.filter(pl.col("n_images") < pl.col("n_female") + pl.col("n_male"))
+    if short.height:
+        r = short.row(0, named=True)
+        raise InputError(f"row {r['_row']}: n_images {r['n_images']} is less than n_female + n_male "
+                         f"({r['n_female']} + {r['n_male']}); fix the counts")
+    if "status" in df.columns:
+        return  # rows split by status each hold part of a prompt's images
+    group = [c for c in GROUP_KEYS if c in keys]
+    per_prompt_n = df.group_by(keys).agg(pl.col("n_images").sum(), pl.col("_row").min()) if keys else df
+    firsts = per_prompt_n.sort("_row").group_by(group, maintain_order=True).agg(
+        pl.col("n_images").first().alias("_n0")) if group else per_prompt_n.sort("_row").head(1).select(
+        pl.col("n_images").alias("_n0"))
+    joined = per_prompt_n.join(firsts, on=group, how="left", nulls_equal=True) if group else \
+        per_prompt_n.with_columns(pl.lit(firsts["_n0"][0]).alias("_n0"))
+    odd = joined.filter(pl.col("n_images") != pl.col("_n0")).sort("_row")
+    if odd.height:
+        r = odd.row(0, named=True)
+        where = ", ".join(f"{c}={r[c]}" for c in group) or "the table"
+        raise InputError(f"row {r['_row']}: n_images {r['n_images']} differs from {r['_n0']} of the other "
+                         f"prompts in {where}; a group's prompts must share one number of images per "
+                         "prompt (split the table, or give counts per image with a label column)")
+
+
 def _counts_from_counts(labels: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     count_cols = [
         c
         for c in ("n_female", "n_male", "n_images", *_STATUS_COUNTS, "n_except")
         if c in labels.columns
     ]
-    df = labels.with_columns(pl.col(c).cast(pl.Int64, strict=False) for c in count_cols)
     for c in count_cols:
-        col = df[c]
-        if col.null_count() > labels[c].null_count() or (col.drop_nulls() < 0).any():
-            raise InputError(f"column {c!r} must hold non-negative whole numbers")
+        _check_whole_counts(labels, c)
+    df = labels.with_columns(pl.col(c).cast(pl.Float64, strict=False).cast(pl.Int64) for c in count_cols)
     df = df.with_columns(pl.col(c).fill_null(0) for c in count_cols)
+    if "n_images" in df.columns:
+        _check_n_images(df.with_row_index("_row", offset=1), keys)
     if "status" in df.columns:
         # Counts split by status: female/male counts on non-"ok" rows are not samples; they
         # move into that status's denominator.
@@ -309,8 +416,9 @@ def per_prompt(
     Returns one row per group: n_images, n_ok, n_no_face, n_multiple_faces, n_uncertain,
     n_error, n_female, n_male, n_labelled (= n_female + n_male; only ``ok`` images),
     p_female = n_female / n_labelled, ci_low / ci_high (Wilson 95%), abs_dev = |p − 0.5|,
-    l1 = 2|p − 0.5| and noise_floor = E|p̂ − 0.5| for a fair model at n_labelled. Estimates
-    are null where n_labelled is 0.
+    l1 = 2|p − 0.5|, abs_dev_bc = h_n(k) (the bias-corrected term whose mean estimates the mean
+    |p − 0.5|; see the module docstring) and noise_floor = E|p̂ − 0.5| for a fair model at
+    n_labelled. Estimates are null where n_labelled is 0.
     """
     keys = _present(labels, group_cols)
     if (
@@ -369,27 +477,35 @@ def aggregate(
     confidence: float = 0.95,
     scheme: str = "two_stage",
 ) -> pl.DataFrame:
-    """Means over subjects (occupations) per group, with two-stage cluster-bootstrap intervals.
+    """Means over subjects (occupations) per group, with intervals that say how sure they are.
 
     Per group of ``by`` (absent columns skipped): n_subjects (with ≥ 1 labelled image),
-    n_images (labelled images), mean_p_female, mean_abs_dev, mean_l1, each with ``_low`` /
-    ``_high`` percentile bounds at ``confidence``, and mean_noise_floor (the mean over subjects
-    of E|p̂ − 0.5| a fair model would show at each subject's n). Also the face-filter totals
-    n_images_total, n_no_face, n_multiple_faces, n_uncertain, n_error.
+    n_labelled (labelled images), mean_p_female, mean_abs_dev, mean_l1, each with ``_low`` /
+    ``_high`` bounds at ``confidence``; mean_abs_dev_raw / mean_l1_raw (the plain mean of
+    |p̂ − 0.5|, MAGBIG's published scale, biased upward by up to the noise floor);
+    mean_noise_floor (the mean over subjects of E|p̂ − 0.5| a fair model would show at each
+    subject's n); interval_note (null, or why an interval is narrower in scope than usual).
+    Also the face-filter totals n_images (every generated image), n_no_face,
+    n_multiple_faces, n_uncertain, n_error.
+
+    mean_abs_dev is bias-corrected: the mean of the per-prompt h_n(k) terms (module docstring),
+    clipped to [0, 0.5] with its bounds; l1 is exactly twice it, bounds included.
 
     ``scheme`` picks what the intervals are about:
 
-    - ``"two_stage"`` (default): resample subjects with replacement, then images within each
-      (k* ~ Binomial(n, p̂)). Target: the mean over a population of possible occupations.
-      Conservative: p̂'s between-subject spread already contains the image noise, and stage 2
-      adds it again; the excess is small when true shares vary much more between subjects
-      than p(1−p)/n.
+    - ``"two_stage"`` (default): the mean over a population of possible occupations. p_female:
+      resample subjects with replacement, then images within each (k* ~ Binomial(n, p̂)).
+      abs_dev: Student-t over the subjects' h_n(k) terms (their spread holds the image noise;
+      no second stage, which would add it twice and shift the interval, see the docstring).
     - ``"subjects"``: stage 1 only (Davison & Hinkley's cluster resampling), same target.
-    - ``"images"``: stage 2 only. Target: the mean over exactly these subjects (e.g. MAGBIG's
-      fixed 151 occupations); the intervals then reflect image sampling alone.
+    - ``"images"``: the mean over exactly these subjects (e.g. MAGBIG's fixed 151
+      occupations); image noise alone. abs_dev: normal interval with each term's variance at
+      the add-one share (k + 1) / (n + 2).
 
-    Note: mean_abs_dev estimates E|p̂ − 0.5|, which sits above the true mean |p − 0.5| by up to
-    the noise floor; compare it with mean_noise_floor rather than with 0.
+    No zero-width interval is printed as certainty: with one subject (nothing to say about
+    other occupations) or when every subject gave the same estimate (e.g. every p̂ ∈ {0, 1}),
+    the interval falls back to image noise at add-one shares, and interval_note says so.
+    The point estimate always lies inside its interval.
     """
     if scheme not in _SCHEMES:
         raise ValueError(f"scheme must be one of {', '.join(_SCHEMES)}; got {scheme!r}")
@@ -402,38 +518,71 @@ def aggregate(
         g = g.filter(pl.col("n_labelled") > 0)
         k = g["n_female"].to_numpy().astype(np.int64)
         n = g["n_labelled"].to_numpy().astype(np.int64)
-        row = dict(zip(keys, key, strict=True))
-        row["n_subjects"] = len(n)
-        row["n_images"] = int(n.sum())
-        p = k / n if len(n) else np.array([])
-        stats = {"p_female": p, "abs_dev": np.abs(p - 0.5)}
-        if len(n):
-            p_star = _cluster_bootstrap(k, n, n_boot, _rng(seed, key), scheme)
-            reps = {"p_female": p_star.mean(axis=1), "abs_dev": np.abs(p_star - 0.5).mean(axis=1)}
+        row = {**dict(zip(keys, key, strict=True)), "n_subjects": len(n), "n_labelled": int(n.sum())}
         for name in ("p_female", "abs_dev"):
-            est = float(stats[name].mean()) if len(n) else math.nan
-            lo, hi = _percentile_bounds(reps[name], confidence) if len(n) else (math.nan,) * 2
-            row[f"mean_{name}"] = est
-            row[f"mean_{name}_low"] = float(lo)
-            row[f"mean_{name}_high"] = float(hi)
-        # l1 is exactly 2 * abs_dev, replicate by replicate, so its bounds are too.
-        for suffix in ("", "_low", "_high"):
+            row.update({f"mean_{name}{x}": math.nan for x in ("", "_low", "_high")})
+        row.update(mean_abs_dev_raw=math.nan, mean_noise_floor=math.nan, interval_note=None)
+        if len(n):
+            rng = _rng(seed, key)
+            p_est, p_lo, p_hi, p_note = _mean_share_interval(k, n, n_boot, rng, scheme, confidence)
+            d_est, d_lo, d_hi, d_note = _mean_abs_dev_interval(k, n, scheme, confidence)
+            row.update(mean_p_female=p_est, mean_p_female_low=p_lo, mean_p_female_high=p_hi,
+                       mean_abs_dev=d_est, mean_abs_dev_low=d_lo, mean_abs_dev_high=d_hi,
+                       mean_abs_dev_raw=float(np.abs(k / n - 0.5).mean()),
+                       mean_noise_floor=float(np.mean(noise_floor(n))),
+                       interval_note="; ".join(dict.fromkeys(x for x in (p_note, d_note) if x)) or None)
+        for suffix in ("", "_low", "_high", "_raw"):
             row[f"mean_l1{suffix}"] = 2.0 * row[f"mean_abs_dev{suffix}"]
-        row["mean_noise_floor"] = float(np.mean(noise_floor(n))) if len(n) else math.nan
         rows.append(row)
     schema = {c: per_prompt_df.schema[c] for c in keys}
-    schema |= {"n_subjects": pl.Int64, "n_images": pl.Int64}
+    schema |= {"n_subjects": pl.Int64, "n_labelled": pl.Int64}
     for name in ("p_female", "abs_dev", "l1"):
         schema |= {f"mean_{name}{x}": pl.Float64 for x in ("", "_low", "_high")}
-    schema["mean_noise_floor"] = pl.Float64
+    schema |= {"mean_abs_dev_raw": pl.Float64, "mean_l1_raw": pl.Float64, "mean_noise_floor": pl.Float64,
+               "interval_note": pl.String}
     out = _frame(rows, schema)
     # Face-filter totals over every prompt, including those with no labelled image.
-    sums = [pl.col("n_images").sum().alias("n_images_total")]
+    sums = [pl.col("n_images").sum()]
     sums += [pl.col(c).sum() for c in _STATUS_COUNTS[1:] if c in per_prompt_df.columns]
     totals = _agg(per_prompt_df, keys, sums)
     if not keys:
         return pl.concat([out, totals], how="horizontal")
     return out.join(totals, on=keys, how="left", nulls_equal=True, maintain_order="left")
+
+
+_NOTE_ONE_SUBJECT = "one subject: image noise only (no spread between occupations to estimate)"
+_NOTE_CONSTANT = "every subject gave the same estimate: image noise only, at add-one shares"
+
+
+def _mean_share_interval(k, n, n_boot, rng, scheme, confidence):
+    est = float((k / n).mean())
+    lo, hi = _percentile_bounds(_cluster_bootstrap(k, n, n_boot, rng, scheme).mean(axis=1), confidence)
+    note = _NOTE_ONE_SUBJECT if len(n) == 1 and scheme != "images" else None
+    if hi - lo <= 0:
+        # E.g. every p̂ ∈ {0, 1}: redrawing images at p̂ repeats p̂. Add-one shares keep the
+        # image noise an observed 0 of n is compatible with.
+        shares = (k + 1) / (n + 2)
+        reps = (rng.binomial(n, shares, size=(n_boot, len(n))) / n).mean(axis=1)
+        lo, hi = _percentile_bounds(reps, confidence)
+        note = _NOTE_ONE_SUBJECT if len(n) == 1 and scheme != "images" else _NOTE_CONSTANT
+    return est, float(min(lo, est)), float(max(hi, est)), note
+
+
+def _mean_abs_dev_interval(k, n, scheme, confidence):
+    terms = abs_dev_estimator(k, n)
+    est = float(terms.mean())
+    s = len(terms)
+    spread = float(terms.std(ddof=1)) if s > 1 else 0.0
+    note = None
+    if scheme != "images" and s > 1 and spread > 1e-12:
+        half = sps.t.ppf(0.5 + confidence / 2, s - 1) * spread / math.sqrt(s)
+    else:
+        half = sps.norm.ppf(0.5 + confidence / 2) * math.sqrt(_abs_dev_variance(k, n).sum()) / s
+        if scheme != "images":
+            note = _NOTE_ONE_SUBJECT if s == 1 else _NOTE_CONSTANT
+    # |p − 0.5| lies in [0, 0.5]: clipping estimate and bounds keeps coverage and containment.
+    clip = lambda x: float(min(max(x, 0.0), 0.5))  # noqa: E731
+    return clip(est), clip(est - half), clip(est + half), note
 
 
 # --------------------------------------------------------------------------------------------
@@ -457,6 +606,18 @@ def holm(p_values) -> np.ndarray:
     vals = np.empty(m)
     vals[order] = adjusted
     out[ok] = vals
+    return out
+
+
+def _thinned_abs_dev(k: np.ndarray, n: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """E|j/m − 0.5| for j ~ Hypergeometric(n images, k female, m drawn), elementwise."""
+    out = np.empty(len(k))
+    for i, (ki, ni, mi) in enumerate(zip(k.astype(int), n.astype(int), m.astype(int), strict=True)):
+        if mi == ni:
+            out[i] = abs(ki / ni - 0.5)
+            continue
+        j = np.arange(mi + 1)
+        out[i] = float(sps.hypergeom.pmf(j, ni, ki, mi) @ np.abs(j / mi - 0.5))
     return out
 
 
@@ -488,6 +649,7 @@ def paired_tests(
     n_boot: int = 2000,
     seed: int = 0,
     confidence: float = 0.95,
+    missing_reference: str = "error",
 ) -> pl.DataFrame:
     """Each level of ``against`` vs ``reference``, paired by subject, with Holm correction.
 
@@ -497,30 +659,65 @@ def paired_tests(
     mean_diff with a paired-bootstrap percentile interval (diff_low, diff_high), the two-sided
     sign-flip permutation p_value, and p_holm: Holm-adjusted over all comparisons returned by
     this call. Use against="formulation", reference="direct" for prompt formulations.
-    Comparisons without a shared subject are left out.
+    Comparisons without a shared subject are left out; a ``reference`` that is not a level
+    of ``against`` is an error (``missing_reference="empty"``: an empty table, for reports
+    that compare against English or the direct wording only where the run has them).
+
+    abs_dev and l1 are compared **at a common n** when the table has n_female and n_labelled
+    (as ``per_prompt`` gives): |p̂ − 0.5| carries a noise floor that depends on n, so two
+    languages with the same true shares but different numbers of labelled faces would differ
+    by that alone (the plain test rejected 11% at α = 0.05 with n = 100 vs 50). Each side of a
+    pair is thinned to m = min(n_a, n_b) labelled images: its term is E|j/m − 0.5| for j the
+    female count of m of its images drawn without replacement (hypergeometric; the exact
+    average over all subsamples, so nothing random and nothing thrown away at random). Under
+    equal true shares both terms then have the same expectation whatever n_a and n_b; with
+    equal n they are the plain |p̂ − 0.5|. The bias-corrected h_n(k) terms are not used here:
+    unbiased, but 2-4× noisier per prompt, they cost the paired test most of its power.
+    The ``metric_column`` output column says what was compared.
     """
-    if metric not in per_prompt_df.columns:
-        raise ValueError(f"metric {metric!r} is not a column of the per-prompt table")
     if against not in per_prompt_df.columns:
         raise ValueError(f"column {against!r} is not in the per-prompt table")
+    levels_present = per_prompt_df[against].drop_nulls().unique().sort().to_list()
+    if reference not in levels_present and missing_reference != "empty":
+        raise InputError(f"reference {reference!r} is not a value of {against!r} in this table; "
+                         f"use one of: {', '.join(map(str, levels_present)) or '(none)'}")
+    metric_column = metric
+    matched = metric in ("abs_dev", "l1") and {"n_female", "n_labelled"} <= set(per_prompt_df.columns)
+    scale = 2.0 if metric == "l1" else 1.0
+    if matched:
+        metric_column = f"{metric} at common n (hypergeometric thinning)"
+        per_prompt_df = per_prompt_df.with_columns(
+            pl.when(pl.col("n_labelled") > 0).then(pl.col("abs_dev")).otherwise(None).alias("_metric"),
+            pl.col("n_female").alias("_k"), pl.col("n_labelled").alias("_n"))
+    elif metric in per_prompt_df.columns:
+        per_prompt_df = per_prompt_df.with_columns(pl.col(metric).alias("_metric"))
+    else:
+        raise ValueError(f"metric {metric!r} is not a column of the per-prompt table")
     if by is None:
         by = [c for c in GROUP_KEYS if c != against]
     keys = [c for c in _present(per_prompt_df, by) if c != against]
     _require_unique_subjects(per_prompt_df, [*keys, against], "paired_tests")
-    df = per_prompt_df.filter(pl.col(metric).is_not_null() & pl.col(metric).is_not_nan())
+    df = per_prompt_df.filter(pl.col("_metric").is_not_null() & pl.col("_metric").is_not_nan())
     rows = []
     for key, g in _groups(df, keys):
-        ref = g.filter(pl.col(against) == reference).select("subject", pl.col(metric).alias("_ref"))
+        extra = ["_k", "_n"] if matched else []
+        ref = g.filter(pl.col(against) == reference).select("subject", pl.col("_metric").alias("_ref"),
+                                                            *(pl.col(c).alias(c + "_ref") for c in extra))
         if ref.height == 0:
             continue
         levels = sorted(v for v in g[against].unique().to_list() if v != reference and v is not None)
         for level in levels:
-            other = g.filter(pl.col(against) == level).select("subject", pl.col(metric).alias("_x"))
+            other = g.filter(pl.col(against) == level).select("subject", pl.col("_metric").alias("_x"),
+                                                              *(pl.col(c).alias(c + "_x") for c in extra))
             pair = ref.join(other, on="subject", how="inner").sort("subject")
             if pair.height == 0:
                 continue
             a = pair["_ref"].to_numpy().astype(float)
             b = pair["_x"].to_numpy().astype(float)
+            if matched:
+                m = np.minimum(pair["_n_ref"].to_numpy(), pair["_n_x"].to_numpy())
+                a = scale * _thinned_abs_dev(pair["_k_ref"].to_numpy(), pair["_n_ref"].to_numpy(), m)
+                b = scale * _thinned_abs_dev(pair["_k_x"].to_numpy(), pair["_n_x"].to_numpy(), m)
             d = b - a
             rng = _rng(seed, (*key, against, reference, level, metric))
             boot = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
@@ -531,6 +728,7 @@ def paired_tests(
                     against: level,
                     "reference": reference,
                     "metric": metric,
+                    "metric_column": metric_column,
                     "n_pairs": len(d),
                     "mean_reference": float(a.mean()),
                     "mean_level": float(b.mean()),
@@ -541,7 +739,7 @@ def paired_tests(
                 }
             )
     schema = {c: per_prompt_df.schema[c] for c in (*keys, against)}
-    schema |= {"reference": pl.String, "metric": pl.String, "n_pairs": pl.Int64}
+    schema |= {"reference": pl.String, "metric": pl.String, "metric_column": pl.String, "n_pairs": pl.Int64}
     schema |= {c: pl.Float64 for c in ("mean_reference", "mean_level", "mean_diff", "diff_low",
                                        "diff_high", "p_value")}
     out = _frame(rows, schema)
@@ -569,7 +767,10 @@ def expected_max_unfairness(
 
         E(max) = E[ max_{j in sampled subjects} l1_j ],
 
-    estimated over ``n_samples`` simulated users (with its standard deviation across them).
+    estimated over ``n_samples`` simulated users, with its standard deviation across them
+    (``exp_max_l1_std``) and the Monte Carlo standard error of the estimate
+    (``exp_max_l1_mcse`` = std / sqrt(n_samples)); ``n_subjects_drawn`` says how many subjects
+    each simulated user drew (all of them when a group has fewer than ``n_subjects``).
     Defaults (10 subjects, 10 images, 1000 samples) follow MAGBIG's evaluation script
     (github.com/felifri/MAGBIG, generate_evaluate/exp_max_unfairness.py with
     utils_debias.sample_from / score_fairness), which builds on Friedrich et al., "Fair
@@ -587,18 +788,19 @@ def expected_max_unfairness(
         row = {**dict(zip(keys, key, strict=True)), "n_subjects": s, "n_subjects_drawn": take,
                "n_images_drawn": n_images}
         if s == 0:
-            row.update(exp_max_l1=math.nan, exp_max_l1_std=math.nan)
+            row.update(exp_max_l1=math.nan, exp_max_l1_std=math.nan, exp_max_l1_mcse=math.nan)
         else:
             rng = _rng(seed, key)
             # Draw `take` distinct subjects per simulated user: first columns of a random order.
             picks = np.argsort(rng.random((n_samples, s)), axis=1)[:, :take]
             k = rng.binomial(n_images, p[picks])
             worst = np.abs(2.0 * k / n_images - 1.0).max(axis=1)
-            row.update(exp_max_l1=float(worst.mean()), exp_max_l1_std=float(worst.std()))
+            row.update(exp_max_l1=float(worst.mean()), exp_max_l1_std=float(worst.std()),
+                       exp_max_l1_mcse=float(worst.std(ddof=1) / math.sqrt(n_samples)) if n_samples > 1 else math.nan)
         rows.append(row)
     schema = {c: per_prompt_df.schema[c] for c in keys}
     schema |= {"n_subjects": pl.Int64, "n_subjects_drawn": pl.Int64, "n_images_drawn": pl.Int64,
-               "exp_max_l1": pl.Float64, "exp_max_l1_std": pl.Float64}
+               "exp_max_l1": pl.Float64, "exp_max_l1_std": pl.Float64, "exp_max_l1_mcse": pl.Float64}
     return _frame(rows, schema)
 
 
@@ -687,9 +889,17 @@ def cohen_kappa(labels_a: Sequence, labels_b: Sequence) -> float:
 
     κ = (p_o − p_e) / (1 − p_e), with p_o the observed agreement and p_e = Σ_c a_c b_c the
     agreement expected from each rater's marginal shares. nan when p_e = 1 (one shared class).
+    Labels go through the same vocabulary as everywhere else: "woman"/"man" (any case) are
+    "female"/"male", so two spellings of one label never count as a disagreement.
     """
-    a = list(labels_a)
-    b = list(labels_b)
+
+    def canonical(v):
+        if isinstance(v, str):
+            return _LABEL_ALIASES.get(v.strip().lower(), v.strip().lower())
+        return v
+
+    a = [canonical(v) for v in labels_a]
+    b = [canonical(v) for v in labels_b]
     if len(a) != len(b):
         raise ValueError(f"label sequences differ in length ({len(a)} vs {len(b)})")
 
@@ -798,14 +1008,18 @@ def read_labels_table(path: str | Path) -> pl.DataFrame:
 def summarize_labels_table(df: pl.DataFrame, n_boot: int = 2000, seed: int = 0) -> list[dict]:
     """What ``magbig stats LABELS`` prints: one JSON-ready dict per (model,) lang, formulation.
 
-    Each carries n_subjects, n_images (labelled), mean_p_female, mean_abs_dev, mean_l1 with
-    their ``_low`` / ``_high`` 95% cluster-bootstrap bounds, mean_noise_floor, the face-filter
-    totals and MAGBIG's exp_max_l1 (10 subjects × 10 images). nan becomes None.
+    Each carries n_subjects, n_labelled, mean_p_female, mean_abs_dev (bias-corrected),
+    mean_l1 with their ``_low`` / ``_high`` 95% bounds, the raw means, mean_noise_floor,
+    interval_note, the face-filter totals (n_images = every image) and MAGBIG's exp_max_l1
+    (10 subjects × 10 images) with its Monte Carlo error and the subjects drawn. nan becomes
+    None.
     """
     pp = per_prompt(df)
     agg = aggregate(pp, n_boot=n_boot, seed=seed)
     keys = [c for c in GROUP_KEYS if c in agg.columns]
-    emu = expected_max_unfairness(pp, seed=seed).select(*keys, "exp_max_l1")
+    emu = expected_max_unfairness(pp, seed=seed).select(
+        *keys, "exp_max_l1", "exp_max_l1_mcse", pl.col("n_subjects_drawn").alias("exp_max_n_subjects_drawn"),
+        pl.col("n_images_drawn").alias("exp_max_n_images_drawn"))
     merged = agg.join(emu, on=keys, how="left", nulls_equal=True, maintain_order="left")
     out = []
     for row in merged.to_dicts():

@@ -306,7 +306,7 @@ def test_markdown_escapes_pipes_and_has_tables(rep):
     headline = rep.to_markdown()
     assert "mean p̂\\_female \\[95% CI\\]" in headline
     assert "E\\|p̂−0.5\\| = " in headline
-    assert "Holm" in headline and "n\\_subjects" in headline and "n\\_images" in headline
+    assert "Holm" in headline and "n\\_subjects" in headline and "n\\_labelled" in headline
 
 
 # ----------------------------------------------------------------------------- files, edges

@@ -232,9 +232,10 @@ def test_aggregate_values_and_determinism():
     assert agg["lang"].to_list() == ["de", "en"]  # absent by-columns skipped, sorted groups
     en = pp.filter(pl.col("lang") == "en")
     row = agg.filter(pl.col("lang") == "en").to_dicts()[0]
-    assert row["n_subjects"] == 12 and row["n_images"] == 12 * 40
+    assert row["n_subjects"] == 12 and row["n_labelled"] == 12 * 40 == row["n_images"]
     assert row["mean_p_female"] == pytest.approx(en["p_female"].mean())
-    assert row["mean_abs_dev"] == pytest.approx(en["abs_dev"].mean())
+    assert row["mean_abs_dev_raw"] == pytest.approx(en["abs_dev"].mean())
+    assert row["mean_abs_dev"] == pytest.approx(min(max(en["abs_dev_bc"].mean(), 0.0), 0.5))
     assert row["mean_noise_floor"] == pytest.approx(stats.noise_floor(40))
     assert row["mean_p_female_low"] < row["mean_p_female"] < row["mean_p_female_high"]
     # Same seed -> identical; another seed -> different bounds; a group ignores its neighbours.
@@ -447,9 +448,9 @@ def test_read_labels_table_and_summary(tmp_path):
                 "mean_p_female_low", "mean_p_female_high", "mean_abs_dev_low",
                 "mean_abs_dev_high", "mean_l1_low", "mean_l1_high", "mean_noise_floor"]:
         assert key in summary[0]
-    assert summary[0]["n_subjects"] == 1 and summary[0]["n_images"] == 5
+    assert summary[0]["n_subjects"] == 1 and summary[0]["n_labelled"] == 5
     assert summary[0]["mean_p_female"] == pytest.approx(0.6)
-    assert summary[0]["n_images_total"] == 11 and summary[0]["n_no_face"] == 3
+    assert summary[0]["n_images"] == 11 and summary[0]["n_no_face"] == 3
 
 
 def test_read_labels_table_errors(tmp_path):
@@ -489,6 +490,99 @@ def test_conformance_fair_diffusion_sd15():
     agg = stats.aggregate(stats.per_prompt(magbig), by=(), n_boot=200, seed=0).to_dicts()[0]
     assert agg["n_subjects"] == 151
     assert round(agg["mean_p_female"], 3) == 0.441
-    assert round(agg["mean_abs_dev"], 3) == 0.309
-    assert round(agg["mean_l1"], 3) == 0.618
+    assert round(agg["mean_abs_dev_raw"], 3) == 0.309  # the published scale: mean |p̂ − 0.5|
+    assert round(agg["mean_l1_raw"], 3) == 0.618
+    # At n = 250 the raw mean is almost unbiased: the corrected estimate agrees within its noise.
+    assert abs(agg["mean_abs_dev"] - agg["mean_abs_dev_raw"]) < 0.01
+    assert agg["mean_abs_dev_low"] < agg["mean_abs_dev_raw"] < agg["mean_abs_dev_high"]
+    assert agg["mean_abs_dev_low"] < agg["mean_abs_dev"] < agg["mean_abs_dev_high"]
     assert agg["mean_p_female_low"] < 0.441 < agg["mean_p_female_high"]
+
+
+# ----------------------------------------------------------------------------- issue 18 checks
+
+def _cells(n_female, n_male, **extra):
+    size = len(n_female)
+    return pl.DataFrame({"subject": [f"s{i}" for i in range(size)], "lang": "en", "formulation": "direct",
+                         "n_female": n_female, "n_male": n_male, **extra})
+
+
+def test_fractional_and_inconsistent_counts_are_errors_naming_the_row():
+    with pytest.raises(InputError, match=r"'n_female', row 2: 2.5 is not a count"):
+        stats.per_prompt(_cells([1.0, 2.5], [3, 3]))
+    with pytest.raises(InputError, match=r"row 3: n_images 9 differs from 8"):
+        stats.per_prompt(_cells([1, 2, 2], [3, 3, 3], n_images=[8, 8, 9]))
+    with pytest.raises(InputError, match=r"row 1: n_images 3 is less than"):
+        stats.per_prompt(_cells([1, 2], [3, 3], n_images=[3, 8]))
+    assert stats.per_prompt(_cells([1, 2], [3, 3], n_images=[8, 8]))["n_images"].to_list() == [8, 8]
+
+
+def test_abs_dev_estimator_is_unbiased_at_parity_and_near_the_edges():
+    for n in (8, 20, 100):
+        k = np.arange(n + 1)
+        h = stats.abs_dev_estimator(k, np.full(n + 1, n))
+        assert sps.binom.pmf(k, n, 0.5) @ h == pytest.approx(0.0, abs=1e-10)
+        # the raw term is biased by the whole noise floor at parity; h removes it
+        assert sps.binom.pmf(k, n, 0.5) @ np.abs(k / n - 0.5) == pytest.approx(stats.noise_floor(n))
+        assert sps.binom.pmf(k, n, 0.02) @ h == pytest.approx(0.48, abs=0.005)
+
+
+def test_no_zero_width_interval_is_printed_as_certainty():
+    one = stats.aggregate(stats.per_prompt(_cells([3], [5])), n_boot=200).row(0, named=True)
+    assert one["mean_abs_dev_low"] < one["mean_abs_dev_high"] and one["mean_p_female_low"] < one["mean_p_female_high"]
+    assert "one subject" in one["interval_note"]
+    extreme = stats.aggregate(stats.per_prompt(_cells([0, 0, 8], [8, 8, 0])), n_boot=200).row(0, named=True)
+    assert extreme["mean_abs_dev_low"] < extreme["mean_abs_dev"] == 0.5
+    assert "same estimate" in extreme["interval_note"]
+    for row in (one, extreme):
+        for name in ("p_female", "abs_dev", "l1"):
+            assert row[f"mean_{name}_low"] <= row[f"mean_{name}"] <= row[f"mean_{name}_high"]
+    normal = stats.aggregate(stats.per_prompt(_cells([1, 2, 5, 7], [7, 6, 3, 1])), n_boot=200)
+    assert normal["interval_note"].to_list() == [None]
+
+
+def test_paired_tests_unknown_reference_is_an_error():
+    pp = stats.per_prompt(pl.concat([_cells([1, 2], [3, 3]), _cells([2, 2], [2, 3]).with_columns(lang=pl.lit("de"))]))
+    with pytest.raises(InputError, match=r"reference 'fr' is not a value of 'lang'.*de, en"):
+        stats.paired_tests(pp, against="lang", reference="fr")
+    assert stats.paired_tests(pp, against="lang", reference="fr", missing_reference="empty").height == 0
+
+
+def test_paired_abs_dev_is_compared_at_a_common_n():
+    # Same true shares, n = 100 vs 25: compared at n = 25, the terms agree in expectation.
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0.3, 0.7, 2000)
+    k_en, k_fr = rng.binomial(100, p), rng.binomial(25, p)
+    df = pl.concat([_cells(k_en, 100 - k_en), _cells(k_fr, 25 - k_fr).with_columns(lang=pl.lit("fr"))])
+    res = stats.paired_tests(stats.per_prompt(df), against="lang", reference="en", n_perm=999, n_boot=200)
+    row = res.row(0, named=True)
+    assert "common n" in row["metric_column"]
+    assert abs(row["mean_diff"]) < 0.006  # about 3 standard errors at 2,000 pairs
+    plain = stats.paired_tests(stats.per_prompt(df).drop("n_labelled"), against="lang", reference="en",
+                               n_perm=999, n_boot=200).row(0, named=True)
+    assert plain["mean_diff"] > 0.01  # the noise floor at n = 25 alone makes fr look more skewed
+
+
+def test_kappa_maps_label_aliases():
+    assert stats.cohen_kappa(["woman", "Man", "female", "male"], ["female", "male", "woman", "man"]) == 1.0
+
+
+def test_expected_max_unfairness_reports_draws_and_monte_carlo_error():
+    pp = stats.per_prompt(_cells([1, 2, 5, 7], [7, 6, 3, 1]))
+    row = stats.expected_max_unfairness(pp, n_samples=400).row(0, named=True)
+    assert row["n_subjects_drawn"] == 4
+    assert row["exp_max_l1_mcse"] == pytest.approx(row["exp_max_l1_std"] / math.sqrt(400), rel=0.01)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario,truth", [("all 0.5", 0.0), ("spread", 0.15)])
+def test_mean_abs_dev_interval_covers_by_simulation(scenario, truth):
+    rng = np.random.default_rng(7)
+    shares = (np.full((300, 50), 0.5) if scenario == "all 0.5" else rng.uniform(0.2, 0.8, (300, 50)))
+    k = rng.binomial(20, shares)
+    counts = pl.DataFrame({"sim": np.repeat(np.arange(300), 50), "subject": np.tile([f"s{j}" for j in range(50)], 300),
+                           "n_female": k.ravel(), "n_male": (20 - k).ravel()})
+    agg = stats.aggregate(stats.per_prompt(counts, group_cols=("sim", "subject")), by=("sim",), n_boot=50)
+    lo, hi, est = agg["mean_abs_dev_low"].to_numpy(), agg["mean_abs_dev_high"].to_numpy(), agg["mean_abs_dev"].to_numpy()
+    assert 0.91 <= np.mean((lo <= truth) & (truth <= hi)) <= 0.98
+    assert np.all((lo <= est) & (est <= hi))
