@@ -25,6 +25,11 @@ with :mod:`magbig.stats`:
 - Bootstrap coverage: cells are grouped ``group_size`` at a time (12 = the world's
   occupations); the fraction of groups whose ``aggregate(..., scheme="images")`` interval of
   mean_p_female holds the mean of the group's true shares.
+- Group intervals (``group_intervals``): the same groups' bias-corrected mean_abs_dev and
+  mean_l1 under ``scheme="images"`` (target: the mean of the group's true |p − 0.5|), and
+  mean_p_female / mean_abs_dev / mean_l1 under the default ``"two_stage"`` scheme (target:
+  the population the shares are drawn from, mean (low + high) / 2 and E|p − 0.5|). Each must
+  land in its band and hold its point estimate.
 
 ``render_pool`` (optional) draws each image's layout seed from ``range(render_pool)``, so that
 only a few thousand distinct images exist; each distinct image is rendered and classified once
@@ -308,6 +313,33 @@ def selftest(cells: int = 1000, n: int = 50, seed: int = 0, *, confidence: float
     b_band = coverage_band(confidence, agg.height)
     w_ok = n_cells > 0 and w_band[0] <= wilson_cov <= w_band[1]
     b_ok = agg.height > 0 and b_band[0] <= boot_cov <= b_band[1]
+
+    # abs_dev, l1 and the default two-stage scheme. "images" targets the group's own subjects
+    # (mean of their true |p − 0.5|); "two_stage" the population the shares are drawn from.
+    g_abs_dev = {}
+    for g, s, k in zip(full["group"], full["subject"], full["n_labelled"]):
+        if k > 0:
+            g_abs_dev.setdefault(g, []).append(abs(true_by_text[s] - 0.5))
+    two_stage = stats.aggregate(full, by=("group",), n_boot=n_boot, seed=seed, confidence=confidence)
+    population_abs_dev = _uniform_abs_dev(lo, hi)
+    checks = {
+        "images/mean_abs_dev": (agg, "mean_abs_dev", np.array([np.mean(g_abs_dev[g]) for g in agg["group"]])),
+        "images/mean_l1": (agg, "mean_l1", np.array([2 * np.mean(g_abs_dev[g]) for g in agg["group"]])),
+        "two_stage/mean_p_female": (two_stage, "mean_p_female", np.full(two_stage.height, (lo + hi) / 2)),
+        "two_stage/mean_abs_dev": (two_stage, "mean_abs_dev", np.full(two_stage.height, population_abs_dev)),
+        "two_stage/mean_l1": (two_stage, "mean_l1", np.full(two_stage.height, 2 * population_abs_dev)),
+    }
+    more = {}
+    for name, (frame_, col, target) in checks.items():
+        lo_b, hi_b, est = (frame_[f"{col}{x}"].to_numpy() for x in ("_low", "_high", ""))
+        hit = (lo_b <= target) & (target <= hi_b)
+        band = coverage_band(confidence, len(hit))
+        cov = float(hit.mean()) if len(hit) else math.nan
+        more[name] = {"groups": len(hit), "covered": int(hit.sum()), "coverage": _r(cov),
+                      "expected_band": [_r(band[0]), _r(band[1])],
+                      "estimate_inside": bool(np.all((lo_b <= est) & (est <= hi_b))),
+                      "within_band": bool(len(hit) > 0 and band[0] <= cov <= band[1])}
+    more_ok = all(m["within_band"] and m["estimate_inside"] for m in more.values())
     p_hat = pp["p_female"].to_numpy()
     return {
         "cells": cells,
@@ -341,9 +373,18 @@ def selftest(cells: int = 1000, n: int = 50, seed: int = 0, *, confidence: float
             "expected_band": [_r(b_band[0]), _r(b_band[1])],
             "within_band": bool(b_ok),
         },
-        "pass": bool(w_ok and b_ok and agree == 1.0),
+        "group_intervals": more,
+        "pass": bool(w_ok and b_ok and more_ok and agree == 1.0),
         "seconds": round(time.perf_counter() - t0, 2),
     }
+
+
+def _uniform_abs_dev(lo: float, hi: float) -> float:
+    """E|p − 0.5| for p ~ Uniform(lo, hi): the antiderivative of |x − 0.5| is (x − .5)|x − .5| / 2."""
+    if hi <= lo:
+        return abs(lo - 0.5)
+    g = lambda x: (x - 0.5) * abs(x - 0.5) / 2  # noqa: E731
+    return (g(hi) - g(lo)) / (hi - lo)
 
 
 def _r(x: float, digits: int = 4):

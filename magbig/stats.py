@@ -24,7 +24,9 @@ correction h_n(k) − |k/n − 0.5|, which keeps its variance down: one small li
 −0.0023 at 50, −0.0075 at 16 and −0.021 at 8; the price is variance near p = 0.5 (the terms
 are negative there, so that their mean can be 0). Single h_n(k) values can be negative; only
 their means are meaningful. The interval over subjects is Student-t on the h_n(k) terms
-(the percentile bootstrap undercovered at 20 subjects), and a second, image-level bootstrap
+(the percentile bootstrap undercovered at 20 subjects), with a variance between the terms'
+sample variance (too small when the terms are skewed: shares near 0 or 1 at small n) and the
+add-one model variance (too large there): their geometric mean. A second, image-level bootstrap
 stage is not added: the between-subject spread of h_n(k) already holds the image noise, and
 re-adding it (the previous two-stage scheme) shifted the whole interval upward. Coverage by
 simulation: benchmarks/RESULTS.md, "abs_dev intervals". The raw mean |p̂ − 0.5| (MAGBIG's and
@@ -172,14 +174,23 @@ def abs_dev_estimator(k, n):
     return _as_out(out, scalar)
 
 
-def _abs_dev_variance(k, n) -> np.ndarray:
-    """Var of h_n(k*) for k* ~ Binomial(n, p̃), p̃ = (k + 1) / (n + 2) (add-one: never 0 at p̂ ∈ {0, 1})."""
-    out = np.empty(len(n))
+def _abs_dev_conditional(k, n) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of h_n(k*) for k* ~ Binomial(n, p̃), p̃ = (k + 1) / (n + 2).
+
+    Add-one shares: never 0 at p̂ ∈ {0, 1}, where an observed 0 of n still allows some image noise.
+    """
+    mean, var = np.empty(len(n)), np.empty(len(n))
     for i, (ki, ni) in enumerate(zip(k, n, strict=True)):
         h = _abs_dev_table(int(ni))
         w = sps.binom.pmf(np.arange(ni + 1), ni, (ki + 1) / (ni + 2))
-        out[i] = float(w @ h**2 - (w @ h) ** 2)
-    return out
+        mean[i] = float(w @ h)
+        var[i] = float(w @ h**2) - mean[i] ** 2
+    return mean, var
+
+
+def _abs_dev_variance(k, n) -> np.ndarray:
+    """Var of h_n(k*) for k* ~ Binomial(n, p̃), p̃ = (k + 1) / (n + 2) (add-one: never 0 at p̂ ∈ {0, 1})."""
+    return _abs_dev_conditional(k, n)[1]
 
 
 def wilson_interval(k, n, confidence: float = 0.95):
@@ -496,7 +507,8 @@ def aggregate(
     - ``"two_stage"`` (default): the mean over a population of possible occupations. p_female:
       resample subjects with replacement, then images within each (k* ~ Binomial(n, p̂)).
       abs_dev: Student-t over the subjects' h_n(k) terms (their spread holds the image noise;
-      no second stage, which would add it twice and shift the interval, see the docstring).
+      no second stage, which would add it twice and shift the interval), the variance
+      stabilised against skewed terms (module docstring).
     - ``"subjects"``: stage 1 only (Davison & Hinkley's cluster resampling), same target.
     - ``"images"``: the mean over exactly these subjects (e.g. MAGBIG's fixed 151
       occupations); image noise alone. abs_dev: normal interval with each term's variance at
@@ -575,7 +587,16 @@ def _mean_abs_dev_interval(k, n, scheme, confidence):
     spread = float(terms.std(ddof=1)) if s > 1 else 0.0
     note = None
     if scheme != "images" and s > 1 and spread > 1e-12:
-        half = sps.t.ppf(0.5 + confidence / 2, s - 1) * spread / math.sqrt(s)
+        # The sample variance of the terms underestimates when they are skewed (shares near 0
+        # or 1 at small n: a rare outlying term carries the tail, and most draws of prompts miss
+        # it; coverage fell to 0.90); the add-one model variance, between-prompt variance of
+        # the terms' conditional means plus their mean conditional variance, overestimates
+        # there (coverage 1.00). Their geometric mean keeps every simulated cell but one
+        # within 0.93-0.98 (benchmarks/RESULTS.md, section 9).
+        cond_mean, cond_var = _abs_dev_conditional(k, n)
+        model_var = float(cond_mean.var(ddof=1) + cond_var.mean())
+        sd = math.sqrt(spread * math.sqrt(model_var)) if model_var > 0 else spread
+        half = sps.t.ppf(0.5 + confidence / 2, s - 1) * sd / math.sqrt(s)
     else:
         half = sps.norm.ppf(0.5 + confidence / 2) * math.sqrt(_abs_dev_variance(k, n).sum()) / s
         if scheme != "images":

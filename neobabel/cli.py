@@ -97,7 +97,7 @@ def generate(
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto")] = "cpu",
     attention: Annotated[str, typer.Option("--attention", help="sdpa or xformers")] = "sdpa",
     download: Annotated[bool, typer.Option("--download", help="allow downloading missing preset weights")] = False,
-    fast_batching: Annotated[bool, typer.Option("--fast-batching", help="batch the denoiser (faster; images then depend on batch size in the last bits)")] = False,
+    fast_batching: Annotated[bool, typer.Option("--fast-batching", help="default kernels instead of the batch-invariant op set: about 1.2x faster on the world model, no faster on SD-sized UNets (benchmarks/RESULTS.md); images may then differ in the last bits with batch size and order (recorded in run.json)")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ):
     """Generate images into a run directory (rerun the same command to resume)."""
@@ -201,7 +201,7 @@ def world_eval(
     portrait_n: Annotated[Optional[int], typer.Option("--portrait-n", help="images per portrait cell (default -n)")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b")] = 8,
     device: Annotated[str, typer.Option("--device")] = "cpu",
-    fast_batching: Annotated[bool, typer.Option("--fast-batching", help="batch the denoiser (faster; recorded)")] = False,
+    fast_batching: Annotated[bool, typer.Option("--fast-batching", help="default kernels instead of the batch-invariant op set: about 1.2x faster on the world model, no faster on SD-sized UNets (benchmarks/RESULTS.md); images may then differ in the last bits with batch size and order (recorded in run.json)")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ):
     """Score a model on the world with the exact detector: per-task, per-language accuracy."""

@@ -428,7 +428,15 @@ def test_selftest_coverage_small():
     assert res["images"] == 4500 and res["wilson"]["cells"] == 150 and res["bootstrap"]["groups"] == 12
     assert 0.85 <= res["wilson"]["coverage"] <= 1.0
     assert 0.6 <= res["bootstrap"]["coverage"] <= 1.0
+    # abs_dev, l1 and the default two-stage scheme are checked too, estimate inside each interval
+    groups = res["group_intervals"]
+    assert set(groups) == {"images/mean_abs_dev", "images/mean_l1", "two_stage/mean_p_female",
+                           "two_stage/mean_abs_dev", "two_stage/mean_l1"}
+    assert all(g["groups"] == 12 and g["estimate_inside"] for g in groups.values())
+    assert all(0.6 <= g["coverage"] <= 1.0 for g in groups.values())
     # too-narrow intervals are caught: nominal 50% covers about half the cells
     narrow = selftest(150, 30, seed=1, render_pool=6, n_boot=300, confidence=0.5)
     assert narrow["wilson"]["coverage"] < 0.7
     assert narrow["wilson"]["coverage"] < res["wilson"]["coverage"] - 0.2
+    assert (narrow["group_intervals"]["two_stage/mean_abs_dev"]["coverage"]
+            < groups["two_stage/mean_abs_dev"]["coverage"])
