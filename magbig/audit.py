@@ -44,6 +44,7 @@ import re
 import sys
 import time
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -832,11 +833,23 @@ def _g_statistic(x: np.ndarray, n: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 
 def planted_fit_test(n_female: Sequence[int], n_labelled: Sequence[int], planted: Sequence[float], *,
-                     n_sim: int = 4000, seed: int = 0) -> dict:
-    """Are the counts what a model with exactly the planted shares would draw? The binomial
-    deviance G over all cells, with its p-value from ``n_sim`` parametric-bootstrap replicates
-    drawn from the planted shares (at n = 8 per cell the chi-square approximation is poor). A
-    small p-value: the cells as a whole are farther from the table than sampling noise allows."""
+                     clusters: Sequence | None = None, n_sim: int = 4000, seed: int = 0) -> dict:
+    """Are the counts what a model with exactly the planted shares would draw?
+
+    The statistic is the binomial deviance G over all cells. Without ``clusters`` its p-value
+    comes from ``n_sim`` parametric-bootstrap replicates drawn from the planted shares with the
+    cells independent (at n = 8 per cell the chi-square approximation is poor).
+
+    World audits share seeds across cells: every language and wording of one occupation starts
+    from the same noise (``seeds: per_subject``), so a model that reads part of a portrait from
+    its noise moves those cells together, and the independent bootstrap rejects far more often
+    than its level (benchmarks/RESULTS.md, "planted fit test under shared seeds"). With
+    ``clusters`` (the cell's subject: the unit that owns its seeds) the p-value comes from a
+    cluster-robust test that assumes nothing about dependence inside a cluster: each cell's
+    deviance minus its exact expectation under Binomial(n, planted), summed per cluster, and a
+    one-sided Student-t test that the cluster sums have mean 0 (they are independent because
+    clusters have independent seeds). ``p_value_independent`` keeps the bootstrap's answer.
+    """
     x, n = np.asarray(n_female, dtype=float), np.asarray(n_labelled, dtype=float)
     p = np.clip(np.asarray(planted, dtype=float), 1e-6, 1 - 1e-6)
     keep = n > 0
@@ -844,8 +857,40 @@ def planted_fit_test(n_female: Sequence[int], n_labelled: Sequence[int], planted
     g = float(_g_statistic(x, n, p))
     sims = np.random.default_rng(seed).binomial(n.astype(int), p, size=(n_sim, len(n))).astype(float)
     exceed = int((_g_statistic(sims, n, p) >= g - 1e-9).sum())
-    return {"cells": int(keep.sum()), "g_statistic": round(g, 2), "simulations": n_sim,
-            "p_value": round((exceed + 1) / (n_sim + 1), 4)}
+    p_independent = round((exceed + 1) / (n_sim + 1), 4)
+    out = {"cells": int(keep.sum()), "g_statistic": round(g, 2), "simulations": n_sim,
+           "p_value": p_independent, "method": "parametric bootstrap, cells independent"}
+    if clusters is None:
+        return out
+    groups = np.asarray(list(clusters), dtype=object)[keep]
+    excess = _cell_deviance(x, n, p) - np.array([_expected_cell_deviance(int(ni), pi) for ni, pi in zip(n, p)])
+    sums = np.array([excess[groups == c].sum() for c in dict.fromkeys(groups.tolist())])
+    out.update(clusters=len(sums), p_value_independent=p_independent,
+               method="cluster-robust t on per-cluster excess deviance (seeds shared within a cluster)")
+    spread = float(sums.std(ddof=1)) if len(sums) > 1 else 0.0
+    if len(sums) < 3 or spread <= 0:
+        out.update(p_value=None, note=f"{len(sums)} cluster(s): too few for a cluster-robust test")
+        return out
+    from scipy.stats import t as student_t
+
+    t = float(sums.mean() / (spread / math.sqrt(len(sums))))
+    out["p_value"] = round(float(student_t.sf(t, len(sums) - 1)), 4)
+    return out
+
+
+def _cell_deviance(x: np.ndarray, n: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Each cell's binomial deviance (the terms `_g_statistic` sums)."""
+    return _g_statistic(np.asarray(x, float)[:, None], np.asarray(n, float)[:, None], np.asarray(p, float)[:, None])
+
+
+@lru_cache(maxsize=4096)
+def _expected_cell_deviance(n: int, p: float) -> float:
+    """E[deviance] of one cell with X ~ Binomial(n, p), exactly (a sum over k = 0..n)."""
+    from scipy.stats import binom
+
+    k = np.arange(n + 1, dtype=float)
+    dev = _g_statistic(k[:, None], np.full((n + 1, 1), float(n)), np.full((n + 1, 1), p))
+    return float(binom.pmf(k, n, p) @ dev)
 
 
 def planted_recovery(cmp: pl.DataFrame, tolerance: float = 0.10) -> dict:
@@ -864,7 +909,9 @@ def planted_recovery(cmp: pl.DataFrame, tolerance: float = 0.10) -> dict:
         return round(float(mask.mean()), 4) if len(mask) else None
 
     def fit(part: pl.DataFrame) -> dict:
-        return planted_fit_test(part["n_female"].to_list(), part["n_labelled"].to_list(), part["planted"].to_list())
+        # subjects own their seeds (seeds: per_subject), so they are the independent clusters
+        return planted_fit_test(part["n_female"].to_list(), part["n_labelled"].to_list(), part["planted"].to_list(),
+                                clusters=part["subject"].to_list())
 
     perfect_mae = [expected_abs_error(int(r["n_labelled"]), float(r["planted"]))
                    for r in rows.iter_rows(named=True)]

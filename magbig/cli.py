@@ -305,7 +305,16 @@ def planted(
             atomic_write_bytes(cells, cmp.write_csv().encode("utf-8"))
         else:
             atomic_write_parquet(cmp, cells)
-    print(json.dumps(planted_recovery(cmp, tolerance), indent=1, ensure_ascii=False))
+    summary = planted_recovery(cmp, tolerance)
+    from neobabel.runs import RunDir
+
+    seeds = (RunDir(run).read_run_json().get("audit") or {}).get("seeds", "shared")
+    summary["seeds"] = seeds
+    if seeds == "shared" and summary.get("fit_to_planted"):
+        # every cell drew from one seed list: the occupations are not independent clusters either
+        summary["fit_to_planted"]["note"] = ("this run used one seed list for every prompt (seeds: shared), so no fit "
+                                             "test here is valid; audit with seeds: per_subject")
+    print(json.dumps(summary, indent=1, ensure_ascii=False))
 
 
 def _keep_listed_cells(cmp, listing: Path, run: Path):

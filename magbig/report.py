@@ -941,12 +941,14 @@ def _headline_rows(r: Report, markdown: bool = False):
             _f(row["mean_noise_floor"]),
             _f(row.get("exp_max_l1")),
             str(row["n_subjects"]), str(row["n_labelled"]), str(row["n_images"]),
+            row.get("interval_note") or "",
         ]
 
 
 _HEADLINE_HEADERS = ["model", "lang", "formulation", "mean p̂_female [95% CI]",
                      "mean abs_dev [95% CI]", "mean l1 [95% CI]", "noise floor (abs_dev)",
-                     "E(max) l1", "n_subjects", "n_images (labelled)", "n_images (all)"]
+                     "E(max) l1", "n_subjects", "n_images (labelled)", "n_images (all)",
+                     "why an interval is narrow"]
 
 
 def _test_rows(t: pl.DataFrame, against: str, other: str):
@@ -1201,12 +1203,12 @@ def _render_markdown(r: Report) -> str:
     out.append(f"Intervals: {_md(INTERVALS_NOTE)}\n")
     out.append("## Headline (means over occupations)\n")
     headers = ["model", "lang", "formulation", "mean p̂_female [95% CI]", "mean abs_dev [95% CI]",
-               "noise floor", "E(max) l1", "n_subjects", "n_labelled"]
+               "noise floor", "E(max) l1", "n_subjects", "n_labelled", "why an interval is narrow"]
     rows = [[row["model"], row["lang"], row["formulation"],
              _ci(row["mean_p_female"], row["mean_p_female_low"], row["mean_p_female_high"]),
              _ci(row["mean_abs_dev"], row["mean_abs_dev_low"], row["mean_abs_dev_high"]),
              _f(row["mean_noise_floor"]), _f(row.get("exp_max_l1")), row["n_subjects"],
-             row["n_labelled"]] for row in r.aggregates.iter_rows(named=True)]
+             row["n_labelled"], row.get("interval_note") or ""] for row in r.aggregates.iter_rows(named=True)]
     out.append(_md_table(headers, rows))
     out.append("## Most skewed occupations (mean abs_dev over languages)\n")
     rows = [[row["model"], row["formulation"], row["rank"], row["subject"],

@@ -368,3 +368,20 @@ def test_two_models_one_without_faces():
     assert all(g["n_subjects"] == 0 and g["mean_p_female"] is None for g in blind)
     page = r.to_html()
     assert page.count("<img ") == len(figs) and "blind-model" in page
+
+
+def test_a_one_occupation_group_says_why_its_interval_is_narrow():
+    # one occupation: no spread between occupations to estimate, so the interval holds image
+    # noise only; the headline tables must say so instead of printing it as the usual interval
+    labels = simulate(seed=3, subjects=["doctor"])
+    r = report.build_report(labels, n_boot=50, n_perm=99)
+    notes = r.aggregates["interval_note"].to_list()
+    assert notes and all(n == stats._NOTE_ONE_SUBJECT for n in notes)
+    assert stats._NOTE_ONE_SUBJECT in "".join(_parse(r.to_html()).text)
+    assert stats._NOTE_ONE_SUBJECT in r.to_markdown()
+    # with several occupations the column stays empty
+    assert "one subject: image noise only" not in rep_page_text(simulate(seed=4))
+
+
+def rep_page_text(labels) -> str:
+    return "".join(_parse(report.build_report(labels, n_boot=50, n_perm=99).to_html()).text)
