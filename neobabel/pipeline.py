@@ -195,7 +195,7 @@ class BabelPipeline:
     def _from_preset(cls, name: str, dtype, attention, device, allow_download: bool, allow_pickle: bool = False):
         """(pipeline, the local folders its weights came from)."""
         preset = get_preset(name)
-        backbone = resolve_ref(preset.backbone, "backbone", name, allow_download)
+        backbone = resolve_ref(preset.backbone, "backbone", name, allow_download, allow_pickle)
         revision = preset_revision(preset)
         if preset.backbone.builtin:
             return cls._from_folder(backbone, dtype, attention, device, name=name,
@@ -205,10 +205,10 @@ class BabelPipeline:
             pipe, family = _load_native(backbone, dtype, allow_pickle)
             return cls(pipe, None, family=family, name=name, revision=revision, defaults=preset.defaults,
                        attention=attention, device=device), [backbone]
-        adapter = resolve_ref(preset.tower.adapter, "tower adapter", name, allow_download)
+        adapter = resolve_ref(preset.tower.adapter, "tower adapter", name, allow_download, allow_pickle)
         folders = [backbone, adapter]
         if preset.tower.encoder:  # make sure the pinned encoder is there before loading
-            folders.append(resolve_ref(preset.tower.encoder, "tower encoder", name, allow_download))
+            folders.append(resolve_ref(preset.tower.encoder, "tower encoder", name, allow_download, allow_pickle))
         pipe, family = load_backbone(backbone, dtype=dtype, family=preset.family, allow_pickle=allow_pickle)
         tower = MultilingualTower.from_pretrained(adapter, dtype=dtype, allow_pickle=allow_pickle)
         return cls(pipe, tower, family=family, name=name, revision=revision, defaults=preset.defaults,

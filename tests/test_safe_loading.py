@@ -152,6 +152,10 @@ def test_native_pipeline_with_a_pickled_text_encoder(load, tiny_sd_dir, tmp_path
         load(model)
     pipe = load(model, allow_pickle=True)
     assert pipe.mode == "native" and pipe.weights["pickle_files"] == [str(pickled.resolve())]
+    pickled.unlink()
+    with pytest.raises(InputError, match=r"text_encoder/model\.safetensors is missing") as e:
+        load(model, allow_pickle=True)
+    assert "\n" not in str(e.value)
 
 
 def test_allow_pickle_still_refuses_a_pickle_that_runs_code(cli, babel_sd_dir, tmp_path):
@@ -227,6 +231,27 @@ def test_classify_clip_refuses_pickled_weights_unless_allowed(magbig_main, clip_
     assert code == 0, err
     recorded = json.loads((run / "run.json").read_text())["classifiers"][0]
     assert recorded["pickle_weights"] == [str((pickled / "pytorch_model.bin").resolve())]
+    (pickled / "pytorch_model.bin").rename(pickled / "elsewhere.bin")
+    try:
+        code, _, err = magbig_main(*args, "--allow-pickle", "--overwrite")
+    finally:
+        (pickled / "elsewhere.bin").rename(pickled / "pytorch_model.bin")
+    assert code == 2 and f"{pickled}/model.safetensors is missing" in _one_line(err)
+
+
+def test_audit_refuses_a_pickled_model_before_writing_anything(magbig_main, pickled_babel, tmp_path):
+    cfg = tmp_path / "a.yaml"
+    cfg.write_text("subjects: [pilot]\nlangs: [en]\nformulations: [direct]\nn: 1\nsteps: 2\n"
+                   "size: 64x64\nclassifiers: [world]\nn_boot: 100\n", encoding="utf-8")
+    out = tmp_path / "run"
+    args = ("audit", "--config", cfg, "--model", pickled_babel, "--out", out, "--no-progress")
+    code, _, err = magbig_main(*args)
+    assert code == 2 and UNET_BIN in _one_line(err) and not out.exists()
+    code, _, err = magbig_main(*args, "--allow-pickle")
+    assert code == 0, err
+    info = json.loads((out / "run.json").read_text())
+    assert info["audit"]["allow_pickle"] is True
+    assert info["weights"]["pickle_files"] == [str((pickled_babel / UNET_BIN).resolve())]
 
 
 def test_align_refuses_pickled_weights_unless_allowed(magbig_main, clip_dirs, tmp_path):
@@ -249,3 +274,22 @@ def test_audit_spec_carries_allow_pickle(tmp_path):
     cfg.write_text("model: oracle\nclassifiers: [world]\n", encoding="utf-8")
     assert load_audit_config(cfg).allow_pickle is False
     assert load_audit_config(cfg, allow_pickle=True).allow_pickle is True
+
+
+def test_preset_downloads_skip_pickled_files_unless_allowed(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    from neobabel.registry import ComponentRef, resolve_ref
+
+    calls = []
+
+    def snapshot_download(repo, **kw):
+        calls.append(kw)
+        return str(tmp_path)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    ref = ComponentRef(repo="owner/model", revision="a" * 40)
+    resolve_ref(ref, "backbone", "p", allow_download=True)
+    resolve_ref(ref, "backbone", "p", allow_download=True, allow_pickle=True)
+    assert {"*.bin", "*.ckpt", "*.pt", "*.pth"} <= set(calls[0]["ignore_patterns"])
+    assert calls[1]["ignore_patterns"] is None
