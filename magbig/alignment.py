@@ -59,7 +59,7 @@ from typing import Any
 import polars as pl
 
 from neobabel.errors import InputError
-from neobabel.runs import atomic_write_parquet, clean_temp_files
+from neobabel.runs import PathOutsideRunError, atomic_write_parquet, clean_temp_files, resolve_in_run
 
 __all__ = [
     "ALIGNMENT_COLUMNS",
@@ -245,14 +245,15 @@ class _Scorer:
             return feats / feats.norm(dim=-1, keepdim=True)
 
 
-def _read_image(path: Path):
-    from PIL import Image
+def _read_run_image(run_dir: Path, rel_path: str | None):
+    """A manifest row's image, only from inside the run directory and only if not too large
+    (ImageRefusedError / PathOutsideRunError otherwise: never opened, never decoded)."""
+    from magbig.classify import read_image
 
+    path = resolve_in_run(run_dir, rel_path)
     if not path.is_file():
         raise FileNotFoundError(f"image file {path} is missing")
-    with Image.open(path) as im:
-        im.load()
-        return im.convert("RGB")
+    return read_image(path)
 
 
 def _cos(a, b) -> float | None:
@@ -264,7 +265,7 @@ def compute_alignment(run_dir: str | os.PathLike, model: str | os.PathLike | Non
                       revision: str | None = None, batch_size: int = 16,
                       prompts_source: Any = "builtin", *, device: str | None = "auto",
                       overwrite: bool = False, progress: bool = False,
-                      flush_every: int = 64) -> pl.DataFrame:
+                      flush_every: int = 64, allow_pickle: bool = False) -> pl.DataFrame:
     """Score every image of a run against its English text and its own text (module docstring).
 
     ``model``: a local CLIP folder or a hub id present in the local Hugging Face cache (default
@@ -272,7 +273,10 @@ def compute_alignment(run_dir: str | os.PathLike, model: str | os.PathLike | Non
     model is an InputError naming it. ``revision``: commit of a hub id. ``batch_size``: images
     (and texts) per forward pass. ``prompts_source``: where English texts missing from the run
     come from (``load_prompts`` source or a PromptSet; None: the run only). ``overwrite``:
-    rescore rows already scored with this model.
+    rescore rows already scored with this model. ``allow_pickle``: load a CLIP folder whose
+    weights are a pickled ``pytorch_model.bin`` (default: safetensors only; neobabel.weights).
+    Image paths are confined to the run directory and images over
+    :data:`magbig.classify.MAX_IMAGE_PIXELS` are refused: such rows get the reason in ``detail``.
 
     Returns this model's rows (``ALIGNMENT_COLUMNS``) for every manifest row, in manifest
     order. ``clip_cos_en`` / ``clip_cos_own`` are raw cosines in [-1, 1] (:data:`SCALE_NOTE`).
@@ -281,7 +285,10 @@ def compute_alignment(run_dir: str | os.PathLike, model: str | os.PathLike | Non
     ``run.json``.
     """
     from magbig.audit import _bar, _open_run
-    from magbig.classify import CLIP_DEFAULT_MODEL, _torch_device, load_clip_model, resolve_clip_model
+    from magbig.classify import (
+        CLIP_DEFAULT_MODEL, ImageRefusedError, _torch_device, load_clip_model, resolve_clip_model,
+    )
+    from neobabel.weights import weights_record
 
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -324,7 +331,7 @@ def compute_alignment(run_dir: str | os.PathLike, model: str | os.PathLike | Non
     if todo:
         en = english_texts(rows, prompts_source)
         en_of = {(r["key"], r["prompt_id"]): e for r, e in zip(rows, en)}
-        net, processor = load_clip_model(folder, dev)
+        net, processor = load_clip_model(folder, dev, allow_pickle)
         scorer = _Scorer(net, processor, dev)
         by_key: dict[str, list[dict]] = {}
         for r in todo:
@@ -341,8 +348,10 @@ def compute_alignment(run_dir: str | os.PathLike, model: str | os.PathLike | Non
                     images, good, errors = [], [], {}
                     for k in chunk:
                         try:
-                            images.append(_read_image(run.path / str(by_key[k][0]["path"])))
+                            images.append(_read_run_image(run.path, by_key[k][0]["path"]))
                             good.append(k)
+                        except (PathOutsideRunError, ImageRefusedError) as exc:
+                            errors[k] = f"image refused: {exc}"
                         except Exception as exc:
                             errors[k] = f"image unreadable: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
                     feats = dict(zip(good, scorer.encode_images(images))) if images else {}
@@ -385,6 +394,9 @@ def compute_alignment(run_dir: str | os.PathLike, model: str | os.PathLike | Non
         "without_english_text": int(result["text_en"].is_null().sum()),
         "unreadable_images": int((result["clip_cos_own"].is_null() & result["detail"].str.starts_with("image unreadable")
                                   .fill_null(False)).sum()),
+        "refused_images": int((result["clip_cos_own"].is_null() & result["detail"].str.starts_with("image refused")
+                               .fill_null(False)).sum()),
+        "weights": weights_record(allow_pickle, [folder]),
     }
     run.write_run_json(info)
     return result

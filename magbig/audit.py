@@ -121,10 +121,10 @@ class ClassifierSpec(BaseModel):
     name: str
     options: dict[str, Any] = Field(default_factory=dict)
 
-    def build(self):
+    def build(self, allow_pickle: bool = False):
         from magbig.classify import get_classifier
 
-        return get_classifier(self.name, **self.options)
+        return get_classifier(self.name, allow_pickle=allow_pickle, **self.options)
 
 
 # Per-subject seeds are subject_offset + seed + slot (+ attempt x n), subject_offset = this stride
@@ -179,6 +179,8 @@ class AuditSpec(BaseModel):
     device: str = "cpu"
     # Batch the denoiser: faster, but images then depend on batch size in the last bits.
     fast_batching: bool = False
+    # Load pickled (.bin) weights too, with torch.load(weights_only=True); default safetensors only.
+    allow_pickle: bool = False
     classifiers: list[ClassifierSpec] = Field(
         default_factory=lambda: [ClassifierSpec(name="deepface")], min_length=1)
     face_policy: Literal["keep", "reject"] = "keep"
@@ -340,7 +342,7 @@ def load_pipeline(spec: AuditSpec, prompts=None):
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    pipe = BabelPipeline.from_pretrained(spec.model, device=device)
+    pipe = BabelPipeline.from_pretrained(spec.model, device=device, allow_pickle=spec.allow_pickle)
     pipe.set_batch_invariant(not spec.fast_batching)
     return pipe
 
@@ -470,8 +472,9 @@ def label_images(run: RunDir, store: LabelStore, classifier, rows: Sequence[dict
         with _bar(progress, len(todo), f"labelling ({classifier.name})") as advance:
             for start in range(0, len(todo), bs):
                 chunk = todo[start:start + bs]
-                results = classifier.classify([run.path / r["path"] for r in chunk],
-                                              keys=[r["key"] for r in chunk], batch_size=bs)
+                # Paths are resolved inside the run directory; others become error rows, unopened.
+                results = classifier.classify([str(r["path"] or "") for r in chunk], keys=[r["key"] for r in chunk],
+                                              batch_size=bs, run_dir=run.path)
                 frame = pl.DataFrame([{
                     "key": r["key"], "prompt_id": r.get("prompt_id"), "subject": r.get("subject"),
                     "lang": r.get("lang"), "formulation": r.get("formulation"), "seed": r.get("seed"),
@@ -527,7 +530,7 @@ def run_audit(spec: AuditSpec, out: str | os.PathLike, progress: bool = True, *,
     _check_seed_scheme(run, spec)
     ps = select_prompts(spec, prompts)
     # Everything that can be wrong with the input fails here, before any image is made.
-    classifiers = [c.build() for c in spec.classifiers]
+    classifiers = [c.build(spec.allow_pickle) for c in spec.classifiers]
     pipe = pipeline if pipeline is not None else load_pipeline(spec, ps)
     if pipeline is None and spec.model == "tiny-random":
         from neobabel.cli import UNTRAINED_NOTICE
@@ -661,14 +664,14 @@ def audit_frame(run_dir: str | os.PathLike, classifier: str | None = None) -> pl
 
 
 def relabel(run_dir: str | os.PathLike, classifier: str, options: dict | None = None, *,
-            overwrite: bool = False, progress: bool = True) -> dict:
+            overwrite: bool = False, progress: bool = True, allow_pickle: bool = False) -> dict:
     """Label every image of a run with a classifier (``magbig classify``); nothing is
     regenerated. Images already labelled by the same classifier name and configuration are
     skipped unless ``overwrite``; a changed configuration replaces the old rows."""
     from magbig.classify import get_classifier
 
     run = _open_run(run_dir)
-    clf = get_classifier(classifier, **(options or {}))
+    clf = get_classifier(classifier, allow_pickle=allow_pickle, **(options or {}))
     rows = list(run.load_manifest().iter_rows(named=True))
     store = LabelStore(run.path)
     labelled = label_images(run, store, clf, rows, overwrite=overwrite, progress=progress)

@@ -85,6 +85,11 @@ LABELS_SCHEMA: dict[str, pl.DataType] = {
 
 ImageInput = Image.Image | np.ndarray | str | os.PathLike
 
+#: Largest image (width x height) read from a file. Portraits are about 1 megapixel; a file
+#: claiming more is refused from its header, before decoding (a small PNG can claim 144 MP
+#: and take gigabytes to decode).
+MAX_IMAGE_PIXELS = 16_000_000
+
 
 @dataclass(frozen=True)
 class ClassificationResult:
@@ -140,8 +145,39 @@ def _key_of(item: Any, index: int) -> str:
     return str(name) if name else f"#{index}"
 
 
-def _load_image(item: ImageInput) -> Image.Image:
-    """-> RGB PIL image (fully decoded, so truncated files fail here, not later)."""
+class ImageRefusedError(ValueError):
+    """An image file we will not decode (too large); the reason is the message."""
+
+
+def read_image(path: str | os.PathLike, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    """An image file -> RGB PIL image, fully decoded (truncated files fail here, not later).
+
+    The size is checked from the header first: more than `max_pixels` raises ImageRefusedError
+    without decoding. PIL's own decompression-bomb check (a warning above 89 MP, an error above
+    179 MP) fires inside Image.open; it is turned into the same refusal instead of leaking a
+    warning.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(os.fspath(path))
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+            raise ImageRefusedError(f"image too large: {os.fspath(path)} ({e}; "
+                                    f"limit {max_pixels / 1e6:g} MP)") from None
+    with im:
+        w, h = im.size
+        if w * h > max_pixels:
+            raise ImageRefusedError(f"image too large: {os.fspath(path)} is {w}x{h} "
+                                    f"({w * h / 1e6:.1f} MP; limit {max_pixels / 1e6:g} MP)")
+        im.load()
+        return im.convert("RGB")
+
+
+def _load_image(item: ImageInput, run_dir: str | os.PathLike | None = None) -> Image.Image:
+    """-> RGB PIL image (fully decoded, so truncated files fail here, not later). A path is
+    read inside `run_dir` when given (neobabel.runs.resolve_in_run)."""
     if isinstance(item, Image.Image):
         item.load()
         return item if item.mode == "RGB" else item.convert("RGB")
@@ -153,9 +189,11 @@ def _load_image(item: ImageInput) -> Image.Image:
             raise ValueError(f"expected a uint8 RGB array (H, W, 3), got {arr.dtype} {arr.shape}")
         return Image.fromarray(np.ascontiguousarray(arr[..., :3]), "RGB")
     if isinstance(item, (str, os.PathLike)):
-        with Image.open(os.fspath(item)) as im:
-            im.load()
-            return im.convert("RGB")
+        if run_dir is not None:
+            from neobabel.runs import resolve_in_run
+
+            item = resolve_in_run(run_dir, item)
+        return read_image(item)
     raise TypeError(f"cannot classify a {type(item).__name__}; pass a path or a PIL image")
 
 
@@ -220,13 +258,17 @@ class Classifier:
                 "uncertain_margin": self.uncertain_margin}
 
     def classify(self, images: Sequence[ImageInput], keys: Sequence[str] | None = None,
-                 batch_size: int | None = None) -> list[ClassificationResult]:
+                 batch_size: int | None = None, run_dir: str | os.PathLike | None = None
+                 ) -> list[ClassificationResult]:
         """Classify images (paths, PIL images or uint8 RGB arrays), ``batch_size`` at a time
         (default: the classifier's own).
 
-        Returns one result per input, in order. Unreadable inputs, and images on which the
-        backend fails, become ``error`` rows.
+        Returns one result per input, in order. Unreadable inputs, images on which the backend
+        fails, files over :data:`MAX_IMAGE_PIXELS` and, with ``run_dir``, paths that leave the
+        run directory (never opened) become ``error`` rows.
         """
+        from neobabel.runs import PathOutsideRunError
+
         images = list(images)
         if keys is None:
             keys = [_key_of(item, i) for i, item in enumerate(images)]
@@ -241,7 +283,9 @@ class Classifier:
             loaded: list[tuple[int, Image.Image]] = []
             for i in idx:
                 try:
-                    loaded.append((i, _load_image(images[i])))
+                    loaded.append((i, _load_image(images[i], run_dir)))
+                except (PathOutsideRunError, ImageRefusedError) as exc:  # refused, not unreadable
+                    out[i] = _error(keys[i], self.name, str(exc))
                 except Exception as exc:  # unreadable input -> error row
                     out[i] = _error(keys[i], self.name, f"cannot read image: {type(exc).__name__}: {exc}")
             if loaded:
@@ -564,23 +608,35 @@ def resolve_clip_model(model: str | os.PathLike = CLIP_DEFAULT_MODEL, revision: 
             "cache, or pass model=PATH to a local folder saved with save_pretrained") from None
 
 
-def load_clip_model(folder: str | os.PathLike, device: Any = "cpu"):
+def load_clip_model(folder: str | os.PathLike, device: Any = "cpu", allow_pickle: bool = False):
     """``(CLIPModel in eval mode on device, CLIPProcessor)`` from a local folder (see
     :func:`resolve_clip_model`), with local_files_only and transformers' logging muted.
-    A folder that does not hold a loadable model is an InputError (ModelNotAvailableError)."""
+    A folder that does not hold a loadable model is an InputError (ModelNotAvailableError).
+    Weights load from ``model.safetensors`` only, unless ``allow_pickle`` (neobabel.weights)."""
     from transformers import CLIPModel, CLIPProcessor
     from transformers.utils import logging as hf_logging
 
+    from neobabel.weights import reading_pickle, weights_kwargs
+
     if not hasattr(device, "type"):
         device = _torch_device(device)
+    weights_kw = {"use_safetensors": True}
+    if (Path(folder) / "config.json").is_file():  # without it, transformers says what is missing
+        try:
+            weights_kw = weights_kwargs(folder, "transformers", allow_pickle)  # refuses before loading
+        except InputError as exc:
+            raise ModelNotAvailableError(f"cannot load a CLIP model from {folder}: {exc}") from None
     old, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
-        model = CLIPModel.from_pretrained(folder, local_files_only=True).to(device).eval()
+        with reading_pickle(weights_kw["use_safetensors"], folder):
+            model = CLIPModel.from_pretrained(folder, local_files_only=True, **weights_kw).to(device).eval()
         # Without torchvision, CLIPProcessor picks the PIL image processor
         # (CLIPImageProcessorPil in transformers 5.x): same resize/crop/normalize.
         processor = CLIPProcessor.from_pretrained(folder, local_files_only=True)
+    except InputError:
+        raise
     except (OSError, ValueError) as exc:
         raise ModelNotAvailableError(
             f"cannot load a CLIP model and processor from {folder} "
@@ -604,7 +660,8 @@ class ClipClassifier(Classifier):
     ``female_texts`` (MAGBIG's by default; several texts per side are averaged as normalized
     embeddings, CLIP's prompt ensembling), ``template`` (``"{}"``; e.g. ``"a photo of a {}"``),
     ``face_filter`` (count faces with OpenCV's Haar cascade; default off: ``faces`` null),
-    ``uncertain_margin``, ``batch_size``, ``device``.
+    ``uncertain_margin``, ``batch_size``, ``device``, ``allow_pickle`` (load a folder whose
+    weights are a pickled ``pytorch_model.bin``; default: safetensors only).
     """
 
     backend = "clip"
@@ -613,8 +670,9 @@ class ClipClassifier(Classifier):
                  male_texts: str | Iterable[str] = MAGBIG_MALE_TEXTS,
                  female_texts: str | Iterable[str] = MAGBIG_FEMALE_TEXTS, template: str = "{}",
                  face_filter: bool = False, uncertain_margin: float = 0.0, batch_size: int = 16,
-                 device: str | None = "auto", alias: str | None = None):
+                 device: str | None = "auto", alias: str | None = None, allow_pickle: bool = False):
         super().__init__(batch_size=batch_size, uncertain_margin=uncertain_margin, alias=alias)
+        self.allow_pickle = bool(allow_pickle)
         self.male_texts = _texts(male_texts, "male_texts")
         self.female_texts = _texts(female_texts, "female_texts")
         if not isinstance(template, str) or template.count("{}") != 1:
@@ -626,6 +684,9 @@ class ClipClassifier(Classifier):
         self.revision = revision
         self.folder = self._resolve(self.model_ref, revision)
         self._load()
+        from neobabel.weights import pickle_files
+
+        self._pickle_files = pickle_files([self.folder]) if self.allow_pickle else []
 
     # -- loading -------------------------------------------------------------------------
 
@@ -636,7 +697,7 @@ class ClipClassifier(Classifier):
     def _load(self) -> None:
         import torch
 
-        self.model, self.processor = load_clip_model(self.folder, self.device)
+        self.model, self.processor = load_clip_model(self.folder, self.device, self.allow_pickle)
         with torch.inference_mode():
             self._text = torch.stack(  # (2, d): male, female
                 [self._class_embedding(self.male_texts), self._class_embedding(self.female_texts)])
@@ -676,6 +737,8 @@ class ClipClassifier(Classifier):
             "female_texts": list(self.female_texts),
             "template": self.template,
             "face_filter": self.face_filter,
+            # Only when a pickle was read, so safetensors runs keep their configuration ids.
+            **({"pickle_weights": self._pickle_files} if self._pickle_files else {}),
         }
 
     # -- scoring -------------------------------------------------------------------------
@@ -789,9 +852,12 @@ CLASSIFIERS: dict[str, type[Classifier]] = {
 }
 
 
-def get_classifier(name: str, **options: Any) -> Classifier:
+def get_classifier(name: str, *, allow_pickle: bool = False, **options: Any) -> Classifier:
     """Build a backend by name (``deepface``, ``clip``, ``world``) with its options.
 
+    ``allow_pickle`` (CLI ``--allow-pickle``) reaches the backends that load transformers
+    weights (``clip``); ``deepface`` reads its one published ``.pth`` with
+    ``torch.load(weights_only=True)`` either way, ``world`` has no weights.
     Raises InputError for an unknown name or option, and ModelNotAvailableError (an InputError)
     when the backend's weights are not present locally.
     """
@@ -801,6 +867,8 @@ def get_classifier(name: str, **options: Any) -> Classifier:
     import inspect
 
     allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    if allow_pickle and "allow_pickle" in allowed:
+        options["allow_pickle"] = True
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise InputError(f"unknown option {unknown[0]!r} for classifier {name!r}; options: {', '.join(allowed)}")

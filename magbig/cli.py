@@ -36,6 +36,7 @@ def prompts(
     prompt_set: Annotated[Optional[str], typer.Option("--set", help="occupations or traits")] = None,
     fmt: Annotated[str, typer.Option("--format", help="csv or jsonl")] = "csv",
     validate: Annotated[bool, typer.Option("--validate", help="list known artifacts instead of prompts")] = False,
+    download: Annotated[bool, typer.Option("--download", help="allow downloading a hub dataset missing from the local cache (at a pinned commit)")] = False,
 ):
     """Print a prompt set (built-in, the official MAGBIG release, or a folder)."""
     from magbig.prompts import artifacts_frame, load_prompts
@@ -43,7 +44,7 @@ def prompts(
 
     if fmt not in ("csv", "jsonl"):
         raise InputError(f"--format {fmt!r} is not supported; use csv or jsonl")
-    ps = load_prompts(source).select(langs=lang, formulations=formulation, subjects=subject, set=prompt_set)
+    ps = load_prompts(source, allow_download=download).select(langs=lang, formulations=formulation, subjects=subject, set=prompt_set)
     frame = artifacts_frame(validate_set(ps)) if validate else ps.to_frame()
     if fmt == "csv":
         sys.stdout.write(frame.write_csv())
@@ -141,6 +142,7 @@ def audit(
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or auto")] = None,
     fast_batching: Annotated[Optional[bool], typer.Option("--fast-batching/--batch-invariant", help="default kernels instead of the batch-invariant op set: about 1.2x faster on the world model, no faster on SD-sized UNets (benchmarks/RESULTS.md); images may then differ in the last bits with batch size and order (recorded in run.json)")] = None,
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="also load pickled .bin weights (with torch.load(weights_only=True)) where a folder has no .safetensors; only for files you trust (recorded in run.json)")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ):
     """Generate n images per prompt, classify them and write the report (rerun to resume)."""
@@ -149,7 +151,7 @@ def audit(
     spec = load_audit_config(config, model=model, langs=langs, formulations=formulations,
                              subjects=subjects, n=n, seed=seed, seeds=seeds, guidance=guidance,
                              batch_size=batch_size, device=device,
-                             fast_batching=fast_batching)
+                             fast_batching=fast_batching, allow_pickle=allow_pickle or None)
     out = out or Path("runs") / f"audit-{spec.name}"
     run_dir = run_audit(spec, out, progress=progress, report_files=False)
     res = report(run_dir, n_boot=spec.n_boot)
@@ -168,12 +170,17 @@ def classify(
     classifier: Annotated[str, typer.Option("--classifier", help="deepface, clip or world")],
     option: Annotated[Optional[list[str]], typer.Option("--option", help="KEY=VALUE classifier option (repeat)")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="re-label images already labelled")] = False,
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="also load pickled .bin weights (with torch.load(weights_only=True)) where a folder has no .safetensors; only for files you trust (recorded in run.json)")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ):
-    """Label a run's images with a classifier, without regenerating anything."""
+    """Label a run's images with a classifier, without regenerating anything.
+
+    Image paths are read only inside RUN (an absolute, `..` or symlinked-out path is an error row).
+    """
     from magbig.audit import relabel
 
-    res = relabel(run, classifier, _parse_options(option), overwrite=overwrite, progress=progress)
+    res = relabel(run, classifier, _parse_options(option), overwrite=overwrite, progress=progress,
+                  allow_pickle=allow_pickle)
     print(json.dumps(res, indent=1, ensure_ascii=False))
     print(f"report for these labels: magbig report {run} --classifier {res['classifier']}", file=sys.stderr)
 
@@ -202,6 +209,7 @@ def align(
     prompts_source: Annotated[str, typer.Option("--prompts", help="where English texts missing from the run come from")] = "builtin",
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto")] = "auto",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="rescore images already scored with this model")] = False,
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="also load pickled .bin weights (with torch.load(weights_only=True)) where a folder has no .safetensors; only for files you trust (recorded in run.json)")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ):
     """Text-image alignment: raw CLIP cosine of each image with its English and its own prompt.
@@ -220,7 +228,7 @@ def align(
         raise InputError(f"--batch-size {batch_size} must be at least 1")
     df = compute_alignment(run, model=model, revision=revision, batch_size=batch_size,
                            prompts_source=prompts_source, device=device, overwrite=overwrite,
-                           progress=progress)
+                           progress=progress, allow_pickle=allow_pickle)
 
     def f(x):
         return "–" if x is None or x != x else f"{x:.4f}"

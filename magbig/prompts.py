@@ -12,8 +12,9 @@ Sources (``load_prompts``):
   repository layout (``occ_<language>.csv``, ``indirect:gender_neutral/occ_<language>.csv``,
   ``indirect:gender_neutral/occ_german_star.csv``, ``adj_<language>.csv``) or the Hub
   dataset's layout (``data/occupations_direct-*.csv`` …).
-- ``"hub"`` / ``"hf:felfri/MAGBIG[@revision]"``: the Hub dataset, from the local Hugging Face
-  cache or downloaded when online.
+- ``"hub"`` / ``"hf:felfri/MAGBIG[@revision]"``: the Hub dataset at a pinned commit
+  (:data:`HUB_REVISION`, or the one given), from the local Hugging Face cache; downloaded only
+  when asked (``allow_download``, CLI ``--download``).
 
 ``validate`` reports known artifacts (feminine forms inside direct prompts, prompts without
 the word for "face", duplicated prompts, missing subjects, …) so that an audit can exclude or
@@ -67,6 +68,13 @@ DIRECT_FORMS: tuple[str, ...] = ("generic_masculine", "epicene", "ungendered")
 FEMININE_REQUIRED: tuple[str, ...] = ("de", "fr", "es", "it", "ru", "ar")
 GENDER_STAR_LANGS: tuple[str, ...] = ("de",)
 HUB_DATASET = "felfri/MAGBIG"
+# The commit of HUB_DATASET that `--source hub` loads: a commit, never a branch (`main` moves,
+# and an audit must name the exact prompts it ran). None: no commit hash could be obtained or
+# verified when this was written (no network here), and an unverified hash would be a false
+# pin; so `hub` refuses and asks for `hf:felfri/MAGBIG@COMMIT` (or a folder) until one is set
+# here after checking it with `hf download --repo-type dataset felfri/MAGBIG --revision COMMIT`.
+HUB_REVISION: str | None = None
+_COMMIT_RE = re.compile(r"[0-9a-f]{40}")
 
 _SET_ALIASES = {
     "occupations": "occupations",
@@ -609,35 +617,47 @@ def load_official(path: str | os.PathLike, name: str = "magbig-official") -> Pro
     )
 
 
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def load_hub(
     dataset: str = HUB_DATASET,
     revision: str | None = None,
     cache_dir: str | os.PathLike | None = None,
-    local_files_only: bool | None = None,
+    allow_download: bool = False,
 ) -> PromptSet:
     """Load the MAGBIG dataset from the Hugging Face Hub (``repo_type="dataset"``).
 
-    Uses the local cache when the dataset is there; downloads only when online and
-    ``HF_HUB_OFFLINE`` is not set. Anything else is an InputError saying how to pass a local
-    folder instead.
+    ``revision`` defaults to :data:`HUB_REVISION` for :data:`HUB_DATASET`. Read from the local
+    Hugging Face cache; downloaded only with ``allow_download`` (CLI ``--download``), when
+    ``HF_HUB_OFFLINE`` is not set, and only at a commit hash (a branch moves). Anything else is
+    a one-line InputError saying how to provide the files (``--source PATH``).
     """
-    if local_files_only is None:
-        local_files_only = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-    rev = revision or "main"
-    fix = (
-        "download it where you are online (huggingface-cli download --repo-type dataset "
-        f"{dataset}) or pass a local folder: --source PATH (the prompts/ folder of github.com/felifri/MAGBIG)"
-    )
+    rev = revision or (HUB_REVISION if dataset == HUB_DATASET else None)
+    fix = (f"on a machine with internet run `hf download --repo-type dataset {dataset}"
+           f"{' --revision ' + rev if rev else ''}` and point HF_HOME at that cache, or pass a local "
+           "folder: --source PATH (the prompts/ folder of github.com/felifri/MAGBIG)")
+    if rev is None:
+        raise InputError(f"dataset {dataset!r} has no pinned revision in this version of magbig; pass "
+                         f"--source hf:{dataset}@COMMIT (a 40-hex commit) or a local folder: --source PATH")
     try:
         from huggingface_hub import snapshot_download
     except ImportError:  # pragma: no cover - huggingface_hub ships with transformers
         raise InputError(f"huggingface_hub is not installed, so {dataset!r} cannot be loaded; {fix}") from None
-    kwargs = dict(repo_id=dataset, repo_type="dataset", revision=revision, cache_dir=cache_dir)
+    kwargs = dict(repo_id=dataset, repo_type="dataset", revision=rev, cache_dir=cache_dir)
     try:
         folder = snapshot_download(local_files_only=True, **kwargs)
     except Exception:
-        if local_files_only:
-            raise InputError(f"dataset {dataset!r} (revision {rev}) is not cached and the Hub is offline; {fix}") from None
+        if _hub_offline():
+            raise InputError(f"dataset {dataset!r} (revision {rev}) is not cached and the Hub is offline "
+                             f"(HF_HUB_OFFLINE is set); {fix}") from None
+        if not allow_download:
+            raise InputError(f"dataset {dataset!r} (revision {rev}) is not cached and nothing is downloaded "
+                             f"without --download; {fix}") from None
+        if not _COMMIT_RE.fullmatch(rev):
+            raise InputError(f"dataset revision {rev!r} is not a commit hash: a branch or tag moves, so the "
+                             f"prompts could change under the same name; pass hf:{dataset}@COMMIT (40 hex digits)")
         try:
             folder = snapshot_download(**kwargs)
         except Exception as exc:
@@ -650,20 +670,20 @@ def load_hub(
     return ps
 
 
-def load_prompts(source: str | os.PathLike | PromptSet = "builtin") -> PromptSet:
+def load_prompts(source: str | os.PathLike | PromptSet = "builtin", allow_download: bool = False) -> PromptSet:
     """``"builtin"`` | a folder (built-in YAML schema, or the official CSV layout) |
-    ``"hub"`` / ``"hf:OWNER/NAME[@REVISION]"`` -> PromptSet."""
+    ``"hub"`` / ``"hf:OWNER/NAME[@REVISION]"`` -> PromptSet. ``allow_download``: see :func:`load_hub`."""
     if isinstance(source, PromptSet):
         return source
     text = str(source).strip()
     if text.lower() in ("builtin", "built-in", "default", ""):
         return load_builtin()
     if text.lower() in ("hub", "hf", "magbig", "official-hub"):
-        return load_hub()
+        return load_hub(allow_download=allow_download)
     if text.lower().startswith(("hf:", "hf://")):
         spec = text.split(":", 1)[1].lstrip("/")
         dataset, _, revision = spec.partition("@")
-        return load_hub(dataset or HUB_DATASET, revision or None)
+        return load_hub(dataset or HUB_DATASET, revision or None, allow_download=allow_download)
     path = Path(text).expanduser()
     if path.is_dir():
         if any(p.suffix == ".yaml" for p in path.iterdir()) and not any(path.rglob("*.csv")):

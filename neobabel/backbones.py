@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from neobabel.errors import InputError
+from neobabel.weights import reading_pickle, weights_kwargs
 
 FAMILIES = ("sd", "sdxl")
 ATTENTION_BACKENDS = ("sdpa", "xformers")
@@ -74,14 +75,18 @@ def component_class(config: dict):
                      "nor in neobabel.components")
 
 
-def load_component(folder: Path, dtype: torch.dtype | None = None):
+def load_component(folder: Path, dtype: torch.dtype | None = None, allow_pickle: bool = False):
+    """A diffusers model (weights from safetensors, see neobabel.weights) or scheduler folder."""
     for cfg_name in ("config.json", "scheduler_config.json"):
         if (folder / cfg_name).is_file():
             cls = component_class(_read_json(folder / cfg_name))
             if cfg_name == "scheduler_config.json":
-                return cls.from_pretrained(folder)
-            kw = {"dtype": dtype} if dtype is not None else {}
-            return cls.from_pretrained(folder, **kw)
+                return cls.from_pretrained(folder)  # a config only: no weights
+            kw = weights_kwargs(folder, "diffusers", allow_pickle)
+            if dtype is not None:
+                kw["dtype"] = dtype
+            with reading_pickle(kw["use_safetensors"], folder):
+                return cls.from_pretrained(folder, **kw)
     raise InputError(f"{folder} has no config.json or scheduler_config.json")
 
 
@@ -107,11 +112,12 @@ def assemble(family: str, unet, vae, scheduler):
     raise InputError(f"unknown backbone family {family!r}; use one of {FAMILIES}")
 
 
-def load_backbone(folder: str | Path, dtype: torch.dtype | None = None, family: str | None = None):
+def load_backbone(folder: str | Path, dtype: torch.dtype | None = None, family: str | None = None,
+                  allow_pickle: bool = False):
     """Load unet/vae/scheduler subfolders of a diffusers or BabelPipeline folder."""
     folder = Path(folder)
-    unet = load_component(folder / "unet", dtype)
-    vae = load_component(folder / "vae", dtype)
+    unet = load_component(folder / "unet", dtype, allow_pickle)
+    vae = load_component(folder / "vae", dtype, allow_pickle)
     scheduler = load_component(folder / "scheduler")
     family = family or detect_family(dict(unet.config))
     return assemble(family, unet, vae, scheduler), family

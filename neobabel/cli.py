@@ -97,6 +97,7 @@ def generate(
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto")] = "cpu",
     attention: Annotated[str, typer.Option("--attention", help="sdpa or xformers")] = "sdpa",
     download: Annotated[bool, typer.Option("--download", help="allow downloading missing preset weights")] = False,
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="also load pickled .bin weights (with torch.load(weights_only=True)) where a folder has no .safetensors; only for files you trust (recorded in run.json)")] = False,
     fast_batching: Annotated[bool, typer.Option("--fast-batching", help="default kernels instead of the batch-invariant op set: about 1.2x faster on the world model, no faster on SD-sized UNets (benchmarks/RESULTS.md); images may then differ in the last bits with batch size and order (recorded in run.json)")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ):
@@ -132,7 +133,8 @@ def generate(
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model = model or default_model()
-    pipe = BabelPipeline.from_pretrained(model, device=device, attention=attention, allow_download=download)
+    pipe = BabelPipeline.from_pretrained(model, device=device, attention=attention, allow_download=download,
+                                         allow_pickle=allow_pickle)
     pipe.set_batch_invariant(not fast_batching)
     params = pipe.resolve_params(steps, guidance, width, height, scheduler, negative_prompt)
     if model == "tiny-random":

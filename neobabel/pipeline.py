@@ -37,6 +37,7 @@ from neobabel.registry import (
     resolve_ref,
 )
 from neobabel.tower import MultilingualTower
+from neobabel.weights import reading_pickle, weights_kwargs, weights_record
 
 PIPELINE_CONFIG = "babel_pipeline.json"
 FORMAT = "neobabel.BabelPipeline"
@@ -100,6 +101,8 @@ class BabelPipeline:
         self.attention = set_attention_backend(self.pipe, attention, self.device)
         self.invariant_ops = batch_invariant
         self._base_scheduler = self.pipe.scheduler
+        # How the weights were read (run.json); from_pretrained fills in what it loaded.
+        self.weights = weights_record(False, [])
 
     def set_batch_invariant(self, enabled: bool) -> None:
         """Batch-invariant kernels (bit-identical images whatever the batch) or the defaults."""
@@ -130,32 +133,42 @@ class BabelPipeline:
     # -- construction -----------------------------------------------------------------
     @classmethod
     def from_components(cls, backbone: str | Path, tower: MultilingualTower | None = None,
-                        family: str | None = None, name: str = "model", **kw) -> BabelPipeline:
+                        family: str | None = None, name: str = "model", allow_pickle: bool = False,
+                        **kw) -> BabelPipeline:
         """Tower mode over a diffusers folder's unet/vae/scheduler (its text encoders unused)."""
-        pipe, family = load_backbone(backbone, family=family)
+        pipe, family = load_backbone(backbone, family=family, allow_pickle=allow_pickle)
         return cls(pipe, tower, family=family, name=name, **kw)
 
     @classmethod
     def from_pretrained(cls, source: str | Path, *, device: str = "cpu", dtype: torch.dtype | None = None,
-                        attention: str = "sdpa", allow_download: bool = False) -> BabelPipeline:
-        """Load a saved BabelPipeline folder, a diffusers pipeline folder, or a preset name."""
+                        attention: str = "sdpa", allow_download: bool = False,
+                        allow_pickle: bool = False) -> BabelPipeline:
+        """Load a saved BabelPipeline folder, a diffusers pipeline folder, or a preset name.
+
+        Weights load from .safetensors only; `allow_pickle` (CLI --allow-pickle) lets pickled
+        .bin weights load too, with torch.load(weights_only=True) (neobabel.weights). What was
+        read is in `weights` (recorded in run.json).
+        """
         dev = torch.device(device)
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise InputError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
         dtype = dtype or _default_dtype(dev)
         path = Path(str(source)).expanduser()
         if path.is_dir():
-            pipe = cls._from_folder(path, dtype, attention, dev)
+            pipe = cls._from_folder(path, dtype, attention, dev, allow_pickle=allow_pickle)
+            folders = [path]
         elif path.suffix or "/" in str(source) or str(source).startswith("."):
             raise InputError(f"model path {str(source)!r} does not exist; pass a folder or a preset "
                              "name (`neobabel models` lists presets)")
         else:
-            pipe = cls._from_preset(str(source), dtype, attention, dev, allow_download)
+            pipe, folders = cls._from_preset(str(source), dtype, attention, dev, allow_download, allow_pickle)
+        pipe.weights = weights_record(allow_pickle, folders)
         return pipe.to(dev)
 
     @classmethod
     def _from_folder(cls, path: Path, dtype, attention, device, name: str | None = None,
-                     revision: str | None = None, defaults: GenerationDefaults | None = None):
+                     revision: str | None = None, defaults: GenerationDefaults | None = None,
+                     allow_pickle: bool = False):
         explicit_name = name
         name = name or path.name
         revision = revision or folder_fingerprint(path)
@@ -164,39 +177,42 @@ class BabelPipeline:
             defaults = defaults or GenerationDefaults(**cfg.get("defaults", {}))
             name = explicit_name or cfg.get("name", name)
             if cfg["mode"] == "native":
-                pipe, family = _load_native(path, dtype)
+                pipe, family = _load_native(path, dtype, allow_pickle)
                 return cls(pipe, None, family=family, name=name, revision=revision, defaults=defaults,
                            attention=attention, device=device)
-            pipe, family = load_backbone(path, dtype=dtype, family=cfg.get("family"))
-            tower = MultilingualTower.from_pretrained(path / "tower", dtype=dtype)
+            pipe, family = load_backbone(path, dtype=dtype, family=cfg.get("family"), allow_pickle=allow_pickle)
+            tower = MultilingualTower.from_pretrained(path / "tower", dtype=dtype, allow_pickle=allow_pickle)
             return cls(pipe, tower, family=family, name=name, revision=revision, defaults=defaults,
                        attention=attention, device=device)
         if (path / "model_index.json").is_file():
-            pipe, family = _load_native(path, dtype)
+            pipe, family = _load_native(path, dtype, allow_pickle)
             return cls(pipe, None, family=family, name=name, revision=revision,
                        defaults=defaults or GenerationDefaults(), attention=attention, device=device)
         raise InputError(f"{path} is neither a BabelPipeline folder ({PIPELINE_CONFIG}) nor a diffusers "
                          "pipeline folder (model_index.json)")
 
     @classmethod
-    def _from_preset(cls, name: str, dtype, attention, device, allow_download: bool):
+    def _from_preset(cls, name: str, dtype, attention, device, allow_download: bool, allow_pickle: bool = False):
+        """(pipeline, the local folders its weights came from)."""
         preset = get_preset(name)
-        backbone = resolve_ref(preset.backbone, "backbone", name, allow_download)
+        backbone = resolve_ref(preset.backbone, "backbone", name, allow_download, allow_pickle)
         revision = preset_revision(preset)
         if preset.backbone.builtin:
             return cls._from_folder(backbone, dtype, attention, device, name=name,
-                                    revision=folder_fingerprint(backbone), defaults=preset.defaults)
+                                    revision=folder_fingerprint(backbone), defaults=preset.defaults,
+                                    allow_pickle=allow_pickle), [backbone]
         if preset.mode == "native":
-            pipe, family = _load_native(backbone, dtype)
+            pipe, family = _load_native(backbone, dtype, allow_pickle)
             return cls(pipe, None, family=family, name=name, revision=revision, defaults=preset.defaults,
-                       attention=attention, device=device)
-        adapter = resolve_ref(preset.tower.adapter, "tower adapter", name, allow_download)
+                       attention=attention, device=device), [backbone]
+        adapter = resolve_ref(preset.tower.adapter, "tower adapter", name, allow_download, allow_pickle)
+        folders = [backbone, adapter]
         if preset.tower.encoder:  # make sure the pinned encoder is there before loading
-            resolve_ref(preset.tower.encoder, "tower encoder", name, allow_download)
-        pipe, family = load_backbone(backbone, dtype=dtype, family=preset.family)
-        tower = MultilingualTower.from_pretrained(adapter, dtype=dtype)
+            folders.append(resolve_ref(preset.tower.encoder, "tower encoder", name, allow_download, allow_pickle))
+        pipe, family = load_backbone(backbone, dtype=dtype, family=preset.family, allow_pickle=allow_pickle)
+        tower = MultilingualTower.from_pretrained(adapter, dtype=dtype, allow_pickle=allow_pickle)
         return cls(pipe, tower, family=family, name=name, revision=revision, defaults=preset.defaults,
-                   attention=attention, device=device)
+                   attention=attention, device=device), folders
 
     def save_pretrained(self, path: str | Path, dtype: torch.dtype | None = None) -> None:
         """A folder that `from_pretrained` (and `--model PATH`) loads: config + components."""
@@ -330,8 +346,27 @@ def _read_pipeline_config(path: Path) -> dict:
     return cfg
 
 
-def _load_native(path: Path, dtype: torch.dtype):
+def _native_weights_kwargs(path: Path, index: dict, skip: set[str], allow_pickle: bool) -> dict:
+    """Check every weighted component of a diffusers pipeline folder (neobabel.weights) before
+    diffusers reads any: safetensors only, unless pickle is allowed."""
+    pickled = False
+    for name, entry in index.items():
+        if name.startswith("_") or name in skip or not isinstance(entry, list) or not entry or entry[0] is None:
+            continue
+        folder = path / name
+        if not (folder / "config.json").is_file():
+            continue  # tokenizers, schedulers and feature extractors hold no weights
+        library = "transformers" if entry[0] == "transformers" else "diffusers"
+        pickled |= not weights_kwargs(folder, library, allow_pickle)["use_safetensors"]
+    # A folder mixing formats loads with use_safetensors=None: each component prefers its
+    # safetensors and falls back to its pickle (read with torch.load(weights_only=True)).
+    return {"use_safetensors": None if pickled else True}
+
+
+def _load_native(path: Path, dtype: torch.dtype, allow_pickle: bool = False):
     """Any diffusers text-to-image pipeline folder, with its own text encoder(s)."""
+    import logging
+
     from diffusers import DiffusionPipeline
 
     index = json.loads((path / "model_index.json").read_text(encoding="utf-8"))
@@ -339,9 +374,17 @@ def _load_native(path: Path, dtype: torch.dtype):
     if "safety_checker" in index:
         # Audits need every image: a blacked-out image would count as "no face". Recorded.
         kw.update(safety_checker=None, requires_safety_checker=False)
+    kw.update(_native_weights_kwargs(path, index, {"safety_checker"}, allow_pickle))
     with quiet_transformers():
+        if kw["use_safetensors"] is None:  # the fallback logs each missing .safetensors at error level
+            import diffusers
+
+            diffusers.utils.logging.set_verbosity(logging.CRITICAL)
         try:
-            pipe = DiffusionPipeline.from_pretrained(path, local_files_only=True, **kw)
+            with reading_pickle(kw["use_safetensors"], path):
+                pipe = DiffusionPipeline.from_pretrained(path, local_files_only=True, **kw)
+        except InputError:
+            raise
         except (OSError, ValueError) as e:
             raise InputError(f"could not load the diffusers pipeline in {path}: {str(e).splitlines()[0]}") from None
     unet = getattr(pipe, "unet", None)

@@ -128,7 +128,13 @@ def hf_cache_dir() -> str:
     return str(constants.HF_HUB_CACHE)
 
 
-def resolve_ref(ref: ComponentRef, role: str, preset: str, allow_download: bool = False) -> Path:
+# Pickled weight files a download skips unless pickle is allowed (neobabel.weights): they are
+# never read otherwise, and hub repos often carry several GB of them beside the safetensors.
+PICKLE_PATTERNS = ("*.bin", "*.ckpt", "*.pt", "*.pth", "*.pkl", "*.pickle")
+
+
+def resolve_ref(ref: ComponentRef, role: str, preset: str, allow_download: bool = False,
+                allow_pickle: bool = False) -> Path:
     """A local folder for the component, or ModelNotAvailableError saying how to get it."""
     if ref.path:
         p = _ref_path(ref)
@@ -142,8 +148,10 @@ def resolve_ref(ref: ComponentRef, role: str, preset: str, allow_download: bool 
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
+    skip = None if allow_pickle else list(PICKLE_PATTERNS)
     try:
-        return Path(snapshot_download(ref.repo, revision=ref.revision, local_files_only=not allow_download))
+        return Path(snapshot_download(ref.repo, revision=ref.revision, local_files_only=not allow_download,
+                                      ignore_patterns=skip))
     except (LocalEntryNotFoundError, OSError) as e:
         if allow_download and not isinstance(e, LocalEntryNotFoundError):
             raise ModelNotAvailableError(f"downloading {ref.describe()} for model {preset!r} failed: {e}") from None

@@ -127,6 +127,34 @@ def read_png_metadata(path: Path) -> dict[str, str]:
         return {k: v for k, v in im.text.items()}
 
 
+# -- paths inside a run ----------------------------------------------------------------
+
+class PathOutsideRunError(InputError):
+    """A manifest path that leaves its run directory; such a file is never opened."""
+
+
+def resolve_in_run(run_dir: str | Path, rel_path: str | os.PathLike | None) -> Path:
+    """The file a manifest `path` names, symlinks resolved, confined to the run directory.
+
+    Manifests hold relative paths (images/<key>.png). An absolute path, a `..` that climbs
+    out, or a symlink whose target lies outside the resolved run directory raises
+    PathOutsideRunError: a copied or hand-edited run must not make us read other files.
+    """
+    root = Path(run_dir).resolve()
+    text = "" if rel_path is None else os.fspath(rel_path)
+    if not text.strip():
+        raise PathOutsideRunError("empty image path in the manifest")
+    if os.path.isabs(text):
+        raise PathOutsideRunError(f"path outside the run directory: {text!r} is absolute")
+    try:
+        target = (root / text).resolve()
+    except (OSError, RuntimeError) as e:  # a symlink loop: where it points cannot be known
+        raise PathOutsideRunError(f"image path {text!r} cannot be resolved ({e})") from None
+    if target == root or not target.is_relative_to(root):
+        raise PathOutsideRunError(f"path outside the run directory: {text!r} resolves to {target}")
+    return target
+
+
 # -- versions ---------------------------------------------------------------------------
 
 def package_versions() -> dict[str, str | None]:
@@ -295,6 +323,7 @@ def generate_into_run(pipeline, units: Sequence[WorkUnit], run: RunDir, params, 
         "attention": pipeline.attention,
         "batch_invariant": pipeline.batch_invariant,
         "device": str(pipeline.device),
+        "weights": getattr(pipeline, "weights", None),  # safetensors only, or which pickles were allowed
         "versions": package_versions(),
         **(spec or {}),
     })

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from neobabel.errors import InputError
+from neobabel.weights import reading_pickle, weights_kwargs
 
 CONFIG_NAME = "tower_config.json"
 ADAPTER_WEIGHTS = "adapter.safetensors"
@@ -118,11 +119,36 @@ def _drop_loader_kwargs(tokenizer_config: Path) -> None:
         tokenizer_config.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def _load_encoder(source: str | Path, revision: str | None, local_files_only: bool, dtype=None):
+def _local_encoder_folder(source: str | Path, revision: str | None, local_files_only: bool) -> Path | None:
+    """The folder the encoder loads from: `source` itself, or its snapshot in the local Hugging
+    Face cache; None when transformers may still download it (or reports it missing itself)."""
+    if Path(source).is_dir():
+        return Path(source)
+    if not local_files_only:
+        return None
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(str(source), revision=revision, local_files_only=True))
+    except Exception:
+        return None
+
+
+def _encoder_weights_kwargs(source, revision, local_files_only: bool, allow_pickle: bool) -> dict:
+    folder = _local_encoder_folder(source, revision, local_files_only)
+    if folder is not None and (folder / "config.json").is_file():  # else AutoConfig says what is missing
+        return weights_kwargs(folder, "transformers", allow_pickle)
+    # Downloading: only safetensors, unless pickle is allowed (then transformers prefers safetensors).
+    return {"use_safetensors": None if allow_pickle else True}
+
+
+def _load_encoder(source: str | Path, revision: str | None, local_files_only: bool, dtype=None,
+                  allow_pickle: bool = False):
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     from neobabel.registry import quiet_transformers
 
+    weights_kw = _encoder_weights_kwargs(source, revision, local_files_only, allow_pickle)
     with quiet_transformers():
         config = AutoConfig.from_pretrained(source, revision=revision, local_files_only=local_files_only)
         if getattr(config, "is_encoder_decoder", False):
@@ -130,8 +156,9 @@ def _load_encoder(source: str | Path, revision: str | None, local_files_only: bo
             from transformers import AutoModelForTextEncoding as auto_cls
         else:
             auto_cls = AutoModel
-        kw = {"dtype": dtype} if dtype is not None else {}
-        model = auto_cls.from_pretrained(source, revision=revision, local_files_only=local_files_only, **kw)
+        kw = {"dtype": dtype, **weights_kw} if dtype is not None else weights_kw
+        with reading_pickle(weights_kw["use_safetensors"], source):
+            model = auto_cls.from_pretrained(source, revision=revision, local_files_only=local_files_only, **kw)
         tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, local_files_only=local_files_only)
     return model.eval(), tokenizer
 
@@ -147,9 +174,9 @@ class MultilingualTower(nn.Module):
     # -- construction -------------------------------------------------------------------
     @classmethod
     def from_encoder(cls, encoder: str | Path, config: TowerConfig, revision: str | None = None,
-                     local_files_only: bool = True) -> MultilingualTower:
+                     local_files_only: bool = True, allow_pickle: bool = False) -> MultilingualTower:
         """A new tower (random adapter) over a pretrained encoder folder or hub id."""
-        model, tokenizer = _load_encoder(encoder, revision, local_files_only)
+        model, tokenizer = _load_encoder(encoder, revision, local_files_only, allow_pickle=allow_pickle)
         if config.encoder == ENCODER_DIR:  # remember where the encoder came from (save_encoder=False)
             from dataclasses import replace
 
@@ -158,7 +185,9 @@ class MultilingualTower(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, dtype: torch.dtype | None = None,
-                        local_files_only: bool = True) -> MultilingualTower:
+                        local_files_only: bool = True, allow_pickle: bool = False) -> MultilingualTower:
+        """A saved tower. `allow_pickle` lets a pickled encoder load (neobabel.weights); the
+        adapter is always adapter.safetensors."""
         from safetensors.torch import load_file
 
         path = Path(path)
@@ -168,9 +197,13 @@ class MultilingualTower(nn.Module):
                              "MultilingualTower.save_pretrained")
         config = TowerConfig.from_dict(json.loads(cfg_file.read_text(encoding="utf-8")))
         source = path / config.encoder if (path / config.encoder).is_dir() else config.encoder
-        model, tokenizer = _load_encoder(source, config.encoder_revision, local_files_only, dtype)
+        adapter_file = path / ADAPTER_WEIGHTS
+        if not adapter_file.is_file():  # before the encoder loads: fail fast, in one line
+            raise InputError(f"{adapter_file} is missing; the tower folder is incomplete: copy the file "
+                             "there or re-save the tower with MultilingualTower.save_pretrained")
+        model, tokenizer = _load_encoder(source, config.encoder_revision, local_files_only, dtype, allow_pickle)
         tower = cls(model, tokenizer, config)
-        state = load_file(str(path / ADAPTER_WEIGHTS))
+        state = load_file(str(adapter_file))
         tower.adapter.load_state_dict(state)
         if dtype is not None:
             tower.to(dtype)

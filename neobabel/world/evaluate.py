@@ -21,7 +21,9 @@ import numpy as np
 import polars as pl
 
 from neobabel.languages import LANGUAGE_CODES
-from neobabel.runs import RunDir, WorkUnit, atomic_write_json, atomic_write_parquet, generate_into_run
+from neobabel.runs import (
+    RunDir, WorkUnit, atomic_write_json, atomic_write_parquet, generate_into_run, resolve_in_run,
+)
 from neobabel.world import detect
 from neobabel.world.data import scene_caption
 from neobabel.world.spec import TASKS, ObjectScene, sample_object_scene
@@ -105,7 +107,7 @@ def evaluate(pipeline, out: str | Path, *, n: int = 4, per_task: int = 10, langs
         if (r["prompt_id"], r["lang"], r["seed"]) not in wanted:
             continue
         p = by_prompt[r["prompt_id"]]
-        with Image.open(run.path / r["path"]) as im:
+        with Image.open(resolve_in_run(run.path, r["path"])) as im:  # never a file outside the run
             reading = detect.read_image(im.convert("RGB"))
         row = {"key": r["key"], "prompt_id": p.prompt_id, "lang": p.lang, "task": p.task, "seed": r["seed"]}
         if p.kind == "objects":
