@@ -69,11 +69,11 @@ FEMININE_REQUIRED: tuple[str, ...] = ("de", "fr", "es", "it", "ru", "ar")
 GENDER_STAR_LANGS: tuple[str, ...] = ("de",)
 HUB_DATASET = "felfri/MAGBIG"
 # The commit of HUB_DATASET that `--source hub` loads: a commit, never a branch (`main` moves,
-# and an audit must name the exact prompts it ran). None: no commit hash could be obtained or
-# verified when this was written (no network here), and an unverified hash would be a false
-# pin; so `hub` refuses and asks for `hf:felfri/MAGBIG@COMMIT` (or a folder) until one is set
-# here after checking it with `hf download --repo-type dataset felfri/MAGBIG --revision COMMIT`.
-HUB_REVISION: str | None = None
+# and an audit must name the exact prompts it ran). This is the newest commit ("Upload 3 files",
+# 27 commits, with the data/ folder) in a stored copy of the dataset's file listing; it could
+# not be downloaded and checked from here (no network), so `hub` reads it from the local cache
+# only unless --download is given. Set to None to make `hub` ask for an explicit commit.
+HUB_REVISION: str | None = "72dd7a19f75ff33ac9370f2dc9e44a874273eb26"
 _COMMIT_RE = re.compile(r"[0-9a-f]{40}")
 
 _SET_ALIASES = {
