@@ -52,14 +52,7 @@ def build_report(
     langs = lang_order(pp["lang"])
     forms = form_order(pp["formulation"])
     models = order(pp["model"], [])
-    # Sort the groups the way readers scan them: English first, direct first.
-    lang_rank = {v: i for i, v in enumerate(langs)}
-    form_rank = {v: i for i, v in enumerate(forms)}
-    agg = agg.with_columns(
-        pl.col("lang").replace_strict(lang_rank, default=len(langs), return_dtype=pl.Int64).alias("_l"),
-        pl.col("formulation").replace_strict(form_rank, default=len(forms), return_dtype=pl.Int64)
-        .alias("_f"),
-    ).sort("model", "_l", "_f").drop("_l", "_f")
+    agg = _in_reading_order(agg, before=("model",))
     vs_en = _paired_or_empty(pp, "lang", "en", n_perm, n_boot, seed)
     vs_direct = _paired_or_empty(pp, "formulation", "direct", n_perm, n_boot, seed)
     face = {s: int(pp[f"n_{s}"].sum()) for s in FACE_STATUSES}
@@ -165,13 +158,7 @@ def _prompt_samples(df: pl.DataFrame) -> pl.DataFrame | None:
     out = distinct.sort("lang", "formulation", "subject").group_by(
         "lang", "formulation", maintain_order=True
     ).head(PROMPT_SAMPLES)
-    langs, forms = lang_order(out["lang"]), form_order(out["formulation"])
-    return out.with_columns(
-        pl.col("lang").replace_strict({v: i for i, v in enumerate(langs)}, default=len(langs),
-                                      return_dtype=pl.Int64).alias("_l"),
-        pl.col("formulation").replace_strict({v: i for i, v in enumerate(forms)},
-                                             default=len(forms), return_dtype=pl.Int64).alias("_f"),
-    ).sort("_l", "_f", "subject").drop("_l", "_f")
+    return _in_reading_order(out, after=("subject",))
 
 
 def _alignment(alignment: pl.DataFrame, default_model: str | None, n_boot: int, seed: int,
@@ -206,13 +193,7 @@ def _alignment(alignment: pl.DataFrame, default_model: str | None, n_boot: int, 
         pl.col("clip_cos_own").mean().alias("mean_cos_own"),
         pl.col("clip_cos_en").mean().alias("mean_cos_en"),
     )
-    langs, forms = lang_order(groups["lang"]), form_order(groups["formulation"])
-    groups = groups.with_columns(
-        pl.col("lang").replace_strict({v: i for i, v in enumerate(langs)}, return_dtype=pl.Int64)
-        .alias("_l"),
-        pl.col("formulation").replace_strict({v: i for i, v in enumerate(forms)},
-                                             return_dtype=pl.Int64).alias("_f"),
-    ).sort("model", "_l", "_f").drop("_l", "_f")
+    groups = _in_reading_order(groups, before=("model",))
     tests = []
     for metric in ("clip_cos_own", "clip_cos_en"):
         t = stats.paired_tests(per_subject.filter(pl.col(metric).is_not_null()),
@@ -221,6 +202,21 @@ def _alignment(alignment: pl.DataFrame, default_model: str | None, n_boot: int, 
         tests.append(t)
     return groups, pl.concat(tests, how="vertical_relaxed")
 
+
+
+def _in_reading_order(df: pl.DataFrame, before: tuple = (), after: tuple = ()) -> pl.DataFrame:
+    """Rows sorted the way readers scan them: by ``before``, then English first and direct
+    first (:func:`.format.lang_order`, :func:`.format.form_order`), then by ``after``."""
+    langs, forms = lang_order(df["lang"]), form_order(df["formulation"])
+    ranks = [
+        pl.col("lang").replace_strict({v: i for i, v in enumerate(langs)}, default=len(langs),
+                                      return_dtype=pl.Int64).alias("_lang_rank"),
+        pl.col("formulation").replace_strict({v: i for i, v in enumerate(forms)},
+                                             default=len(forms), return_dtype=pl.Int64)
+        .alias("_form_rank"),
+    ]
+    return (df.with_columns(ranks).sort(*before, "_lang_rank", "_form_rank", *after)
+            .drop("_lang_rank", "_form_rank"))
 
 
 def _paired_or_empty(pp: pl.DataFrame, against: str, reference: str, n_perm, n_boot, seed) -> pl.DataFrame:

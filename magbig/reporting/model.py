@@ -24,10 +24,9 @@ SUMMARY_VERSION = 1
 FACE_STATUSES = stats.STATUSES  # ok, no_face, multiple_faces, uncertain, error
 
 
-
 @dataclass
 class Report:
-    """Everything the renderings show, computed once by :func:`build_report`.
+    """Everything the renderings show, computed once by :func:`.build.build_report`.
 
     Frames (all from :mod:`magbig.stats` unless said otherwise):
 
@@ -141,6 +140,7 @@ class Report:
         )
 
     def consistency_rows(self) -> list[dict]:
+        """Per (model, formulation): spread of p̂_female across languages, Spearman's ρ."""
         keys = [c for c in ("model", "formulation") if c in self.language_spread.columns]
         if self.language_spread.height == 0:
             return []
@@ -157,7 +157,6 @@ class Report:
             )
             spread = spread.join(rho, on=keys, how="left", nulls_equal=True)
         return records(spread.sort(keys))
-
 
     # ---- renderings ----------------------------------------------------------------------
 
