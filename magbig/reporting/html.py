@@ -102,7 +102,7 @@ def environment() -> jinja2.Environment:
         loader=jinja2.PackageLoader("magbig.reporting", "templates"),
         autoescape=True,  # all of these templates are HTML; no file-name rule to get wrong
         undefined=jinja2.StrictUndefined,  # a misspelt name fails the render, not the reader
-        finalize=lambda value: "" if value is None else value,
+        finalize=lambda value: "" if value is None else value,  # a missing value: empty cell
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
