@@ -1,4 +1,5 @@
-"""Tests for magbig.report: numbers equal magbig.stats', HTML is self-contained and escaped."""
+"""Tests for magbig.report(ing): numbers equal magbig.stats', HTML is self-contained and escaped,
+templates come from the package and autoescape every user string."""
 
 from __future__ import annotations
 
@@ -385,3 +386,137 @@ def test_a_one_occupation_group_says_why_its_interval_is_narrow():
 
 def rep_page_text(labels) -> str:
     return "".join(_parse(report.build_report(labels, n_boot=50, n_perm=99).to_html()).text)
+
+
+# ----------------------------------------------------------------------------- templates
+
+
+class _Sections(HTMLParser):
+    """Per <section id>: its paragraphs' text and each table's header row."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.sections: dict[str, dict] = {}
+        self._section = None
+        self._in = None  # "p" or "th" while inside one
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "section":
+            self._section = self.sections.setdefault(dict(attrs)["id"], {"p": [], "tables": []})
+        elif self._section is not None and tag == "table":
+            self._section["tables"].append([])
+        elif self._section is not None and tag in ("p", "th"):
+            self._in = tag
+            if tag == "p":
+                self._section["p"].append("")
+            else:
+                self._section["tables"][-1].append("")
+
+    def handle_endtag(self, tag):
+        if tag == "section":
+            self._section = None
+        if tag == self._in:
+            self._in = None
+
+    def handle_data(self, data):
+        if self._in == "p":
+            self._section["p"][-1] += data
+        elif self._in == "th":
+            self._section["tables"][-1][-1] += data
+
+
+def test_hostile_names_reach_the_page_only_as_text(tmp_path):
+    script, img = "<script>alert(1)</script>", "<img src=x onerror=alert(1)>"
+    subjects = [f"welder {img}", *[f"occ{s:02d}" for s in range(1, N_SUBJECTS)]]
+    labels = simulate(subjects=subjects, texts={("de", "direct"): f"Ein Bild {script}"})
+    labels = labels.with_columns(pl.lit(f"model {script}").alias("model"))
+    run_info = {"classifier": f"clf {img}", "note": f"note {script}"}
+    page = report.build_report(labels, run_info=run_info, n_boot=20, n_perm=19).to_html()
+    parsed = _parse(page)
+    assert not [t for t, _ in parsed.tags if t == "script"]
+    imgs = [a for t, a in parsed.tags if t == "img"]
+    assert imgs and all(set(a) == {"alt", "src"} and a["src"].startswith("data:image/png;base64,")
+                        for a in imgs), imgs  # only our plots: no src=x, no onerror
+    assert all(f"model {script}" in a["alt"] for a in imgs)  # attribute values escaped too
+    text = "".join(parsed.text)
+    for shown in (f"welder {img}", f"Ein Bild {script}", f"model {script}", f"clf {img}",
+                  f"note {script}"):
+        assert shown in text, shown
+    assert "<script" not in page and "<img src=x" not in page
+
+
+def test_templates_come_from_the_package_whatever_the_cwd(tmp_path, monkeypatch, rep):
+    import tomllib
+    from fnmatch import fnmatch
+    from pathlib import Path
+
+    from magbig.reporting import html as report_html
+
+    monkeypatch.chdir(tmp_path)
+    report_html.environment.cache_clear()  # build the loader afresh from the temp folder
+    page = rep.to_html()
+    assert "<h2>Headline</h2>" in page and "td.n{text-align:right" in page  # template + CSS
+    env = report_html.environment()
+    assert env.autoescape is True
+    package_templates = Path(report_html.__file__).parent / "templates"
+    assert Path(env.get_template("report.html.j2").filename).parent == package_templates
+    # every template ships in the wheel: pyproject's package-data globs cover each file
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    globs = pyproject["tool"]["setuptools"]["package-data"]["magbig"]
+    for path in package_templates.rglob("*"):
+        if path.is_file():
+            rel = path.relative_to(package_templates.parents[1]).as_posix()  # reporting/templates/…
+            assert any(fnmatch(rel, g) for g in globs), rel
+
+
+def test_no_template_switches_autoescaping_off():
+    from pathlib import Path
+
+    from magbig.reporting import html as report_html
+
+    templates = Path(report_html.__file__).parent / "templates"
+    for path in templates.glob("*.j2"):
+        source = re.sub(r"\{#.*?#\}", "", path.read_text(encoding="utf-8"), flags=re.S)  # code only
+        assert not re.search(r"\|\s*safe\b|filter\s+safe", source), path.name
+        assert not re.search(r"\{%-?\s*autoescape", source), path.name
+    # nor does any module mark text as safe or escape by hand (markdown.py escapes Markdown)
+    for module in Path(report_html.__file__).parent.glob("*.py"):
+        source = module.read_text(encoding="utf-8")
+        assert not re.search(r"\bMarkup\(|__html__", source), module.name
+        assert module.name == "markdown.py" or "html.escape(" not in source, module.name
+
+
+def test_one_paired_difference_panel_for_languages_and_formulations(page):
+    from pathlib import Path
+
+    from magbig.reporting import html as report_html
+    from magbig.reporting.format import paired_test_headers
+
+    sections = _Sections()
+    sections.feed(page)
+    by_direct, by_english = sections.sections["formulations"], sections.sections["vs-english"]
+    assert by_direct["tables"] == [paired_test_headers("formulation", "lang")]
+    assert by_english["tables"] == [paired_test_headers("lang", "formulation")]
+    intro = re.compile(r"Each (\w+) against (\w+), paired by occupation, metric abs_dev \((.+)\)\. "
+                       r"Holm correction over this table\.")
+    direct_intro = [m.groups() for p in by_direct["p"] if (m := intro.fullmatch(p))]
+    english_intro = [m.groups() for p in by_english["p"] if (m := intro.fullmatch(p))]
+    assert direct_intro == [("formulation", "direct", "negative: closer to parity than direct")]
+    assert english_intro == [("language", "English", "positive: further from parity than English")]
+    # one definition: the sentence exists once in the templates, the macro is called twice
+    templates = Path(report_html.__file__).parent / "templates"
+    sources = {p.name: p.read_text(encoding="utf-8") for p in templates.glob("*.j2")}
+    assert sum(s.count("paired by occupation, metric abs_dev") for s in sources.values()) == 1
+    assert sources["report.html.j2"].count("{{ paired_differences(") == 2
+
+
+def test_paired_panel_without_rows_says_its_note_or_nothing():
+    from magbig.reporting.html import PairedPanel, Table, environment
+
+    macros = environment().get_template("macros.html.j2").module
+    empty = Table(["model"], [])
+    noted = str(macros.paired_differences(PairedPanel("language", "English", False, "r", empty,
+                                                      empty_note="No <English> here.")))
+    assert noted.strip() == '<p class="note">No &lt;English&gt; here.</p>'
+    assert str(macros.paired_differences(PairedPanel("formulation", "direct", True, "r",
+                                                     empty))).strip() == ""
