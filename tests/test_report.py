@@ -269,9 +269,10 @@ def test_user_strings_are_escaped(tmp_path):
 
 
 def html_escaped(s: str) -> str:
-    import html
+    """The page's escaping (Jinja2's autoescape is MarkupSafe: quotes become &#34; / &#39;)."""
+    from markupsafe import escape
 
-    return html.escape(s, quote=True)
+    return str(escape(s))
 
 
 def test_rtl_and_devanagari_text_survive(tmp_path):
