@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -339,12 +341,20 @@ def test_deleted_png_regenerated(pipe, units, params, tmp_path):
     assert_consistent(run, 6)
 
 
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
 def test_leftover_temp_files_cleaned(pipe, units, params, tmp_path):
     run = RunDir(tmp_path / "run")
     generate_into_run(pipe, units, run, params, batch_size=3, progress=False)
-    (run.images / ".abc.png.tmp-123").write_bytes(b"\x89PNG half")
-    (run.path / ".run.json.tmp-99").write_text("{")
-    (run.path / ".generations.parquet.tmp-7").write_bytes(b"PAR1")
+    dead = dead_pid()
+    (run.images / f".abc.png.tmp-{dead}").write_bytes(b"\x89PNG half")
+    (run.path / f".run.json.tmp-{dead}").write_text("{")
+    (run.path / f".generations.parquet.tmp-{dead}").write_bytes(b"PAR1")
     report = generate_into_run(pipe, units, run, params, progress=False)
     assert report.generated == 0
     assert not [f for f in all_files(run.path) if "tmp" in f]
