@@ -468,6 +468,7 @@ def label_images(run: RunDir, store: LabelStore, classifier, rows: Sequence[dict
             seen.add(r["key"])
             todo.append(r)
     if not todo:
+        store.merge()  # label parts a killed pass left behind
         return 0
     bs = classifier.batch_size
     try:
