@@ -571,8 +571,8 @@ def test_second_writer_is_refused_and_writes_nothing(pipe, units, params, tmp_pa
     with pytest.raises(RunDirInUse, match=rf"in use by pid {owner.pid} \(started .*\); wait for it to finish "
                                           r"or use another --out"):
         generate_into_run(pipe, units, run, params, progress=False)
-    code, stdout, err = cli("generate", PROMPTS[0][1], "--out", run.path, "--model", babel_sd_dir, "--steps", "2", "--guidance", "3",
-                            "--size", "64x64", "--no-progress")
+    code, stdout, err = cli("generate", PROMPTS[0][1], "--out", run.path, "--model", babel_sd_dir, "--steps", "2",
+                            "--guidance", "3", "--size", "64x64", "--no-progress")
     assert code == 2 and err.strip().splitlines()[-1].startswith(f"neobabel: error: run directory {run.path} is "
                                                                  f"in use by pid {owner.pid}"), err
     assert snapshot(run.path) == before
