@@ -582,10 +582,11 @@ def test_second_writer_is_refused_and_writes_nothing(pipe, units, params, tmp_pa
     assert [i["status"] for i in run_json(run)["invocations"]] == ["complete", "complete"]
 
 
+@pytest.mark.slow
 def test_two_generate_processes_on_one_out(tmp_path, cli, tiny_random_dir):
     """A real `neobabel generate` holds the directory; a second one is refused and records nothing."""
     out = tmp_path / "R"
-    args = ["generate", "a red circle", "-n", "60", "--model", "tiny-random", "--size", "32x32", "--steps", "2",
+    args = ["generate", "a red circle", "-n", "100", "--model", "tiny-random", "--size", "32x32", "--steps", "2",
             "--out", str(out), "--no-progress"]
     first = subprocess.Popen([sys.executable, "-m", "neobabel.cli", *args], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
@@ -602,8 +603,8 @@ def test_two_generate_processes_on_one_out(tmp_path, cli, tiny_random_dir):
             first.kill()
         first.wait()
     info = json.loads((out / "run.json").read_text(encoding="utf-8"))
-    assert [(i["pid"], i["generated"]) for i in info["invocations"]] == [(first.pid, 60)]
-    assert pl.read_parquet(out / "generations.parquet").height == 60
+    assert [(i["pid"], i["generated"]) for i in info["invocations"]] == [(first.pid, 100)]
+    assert pl.read_parquet(out / "generations.parquet").height == 100
     assert sorted(p.name for p in out.iterdir()) == ["generations.parquet", "images", "run.json"]
 
 
