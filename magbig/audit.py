@@ -32,6 +32,10 @@ Two prompts with the same text and language (e.g. a language whose direct form i
 feminine) share their images: same text, language and seed give the same pixels.
 
 A kill at any point loses at most the batch in flight; rerunning the same command resumes.
+One run directory holds one audit: resuming it with another model, params or prompt selection
+(:func:`_audit_selection`) is refused before anything is written, so its tables never mix
+rows of two audits. The audit, ``magbig classify`` and ``magbig report`` hold the directory's
+lock (:func:`neobabel.runs.locked`) while they write.
 """
 
 from __future__ import annotations
@@ -55,7 +59,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from neobabel.configfile import read_yaml_mapping, validate_spec
 from neobabel.errors import InputError
 from neobabel.runs import (
-    RunDir, WorkUnit, atomic_write_parquet, clean_temp_files, generate_into_run, image_key, key_params,
+    RunDir, WorkUnit, atomic_write_parquet, check_run_spec, clean_temp_files, generate_into_run, generation_spec,
+    image_key, key_params, locked,
 )
 
 __all__ = [
@@ -466,6 +471,7 @@ def label_images(run: RunDir, store: LabelStore, classifier, rows: Sequence[dict
             seen.add(r["key"])
             todo.append(r)
     if not todo:
+        store.merge()  # label parts a killed pass left behind
         return 0
     bs = classifier.batch_size
     try:
@@ -538,13 +544,34 @@ def run_audit(spec: AuditSpec, out: str | os.PathLike, progress: bool = True, *,
         print(UNTRAINED_NOTICE, file=sys.stderr)
     w, h = spec.width_height()
     params = pipe.resolve_params(spec.steps, spec.guidance, w, h, spec.scheduler)
-    identity = pipe.identity()
     param_dict = key_params(pipe, params)
+    audit_spec = generation_spec(pipe, param_dict, "magbig audit", **_audit_selection(spec, ps))
+    check_run_spec(run, audit_spec)  # another audit here is refused before anything is written
+    with locked(run):
+        check_run_spec(run, audit_spec)
+        return _run_locked(spec, run, ps, classifiers, pipe, params, param_dict, audit_spec, progress,
+                           report_files)
+
+
+def _audit_selection(spec: AuditSpec, ps) -> dict:
+    """What makes an audit this audit besides the model's identity and the key params (which
+    :func:`generation_spec` holds): the prompt set and selection, n, seeds, face policy and
+    classifiers. Not in it: name, batch_size, device and n_boot (how it runs and is reported)."""
+    how = {"name", "batch_size", "device", "n_boot",
+           # in the spec as the model's identity, the key params and batch_invariant
+           "model", "steps", "guidance", "size", "scheduler", "fast_batching"}
+    return {"audit": spec.model_dump(mode="json", exclude=how),
+            "prompt_set": {"name": ps.name, "version": ps.version}}
+
+
+def _run_locked(spec: AuditSpec, run: RunDir, ps, classifiers, pipe, params, param_dict: dict,
+                audit_spec: dict, progress: bool, report_files: bool) -> Path:
+    identity = pipe.identity()
     n, reject = spec.n, spec.face_policy == "reject"
     tries = spec.max_tries if reject else 1
     primary = classifiers[0]
     store = LabelStore(run.path)
-    run_spec = {
+    run_info = {
         "command": "magbig audit",
         "audit": spec.model_dump(mode="json"),
         "prompt_set": {"name": ps.name, "version": ps.version, "source": ps.source, "count": len(ps),
@@ -564,7 +591,7 @@ def run_audit(spec: AuditSpec, out: str | os.PathLike, progress: bool = True, *,
                               p.subject, p.formulation) for p, i in pending]
             keys = [image_key(identity, u, param_dict) for u in units]
             generate_into_run(pipe, units, run, params, batch_size=spec.batch_size, progress=progress,
-                              spec=run_spec)
+                              spec=run_info, run_spec=audit_spec)
             by_key = {r["key"]: r for r in run.load_manifest().iter_rows(named=True)}
             missing = [k for k in keys if k not in by_key]
             if missing:
@@ -672,6 +699,11 @@ def relabel(run_dir: str | os.PathLike, classifier: str, options: dict | None = 
 
     run = _open_run(run_dir)
     clf = get_classifier(classifier, allow_pickle=allow_pickle, **(options or {}))
+    with locked(run):
+        return _relabel_locked(run, clf, overwrite, progress)
+
+
+def _relabel_locked(run: RunDir, clf, overwrite: bool, progress: bool) -> dict:
     rows = list(run.load_manifest().iter_rows(named=True))
     store = LabelStore(run.path)
     labelled = label_images(run, store, clf, rows, overwrite=overwrite, progress=progress)
@@ -691,10 +723,15 @@ def report(run_dir: str | os.PathLike, classifier: str | None = None, *, n_boot:
     writes them under ``reports/<classifier>/``. With an ``alignment.parquet`` (``magbig
     align``) the report has the text-image alignment section. Returns {"report": Report,
     "paths": {...}}."""
+    run = _open_run(run_dir)
+    with locked(run):  # merging label parts writes labels.parquet
+        return _report_locked(run, classifier, n_boot, n_perm)
+
+
+def _report_locked(run: RunDir, classifier: str | None, n_boot: int | None, n_perm: int) -> dict:
     from magbig.alignment import alignment_for_report
     from magbig.report import build_report, write_report
 
-    run = _open_run(run_dir)
     LabelStore(run.path).merge()
     names = classifier_names(run.path)
     frame = audit_frame(run.path, classifier)

@@ -1,7 +1,8 @@
 """The `neobabel` command line: languages, models, generate.
 
 Exit codes: 0 success, 2 bad input (one line naming the bad value and the fix; nothing
-written), 1 runtime failure, 130 interrupted (the run directory resumes on rerun).
+written; also a run directory that holds another spec or is in use by another process),
+1 runtime failure, 130 interrupted (the run directory resumes on rerun).
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ def generate(
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="preset name or model folder")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="run directory")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="regenerate images already there")] = False,
+    add_to_run: Annotated[bool, typer.Option("--add-to-run", help="add this model/params to a run directory that holds another (run.json lists every spec)")] = False,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto")] = "cpu",
     attention: Annotated[str, typer.Option("--attention", help="sdpa or xformers")] = "sdpa",
     download: Annotated[bool, typer.Option("--download", help="allow downloading missing preset weights")] = False,
@@ -101,7 +103,11 @@ def generate(
     fast_batching: Annotated[bool, typer.Option("--fast-batching", help="default kernels instead of the batch-invariant op set: about 1.2x faster on the world model, no faster on SD-sized UNets (benchmarks/RESULTS.md); images may then differ in the last bits with batch size and order (recorded in run.json)")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ):
-    """Generate images into a run directory (rerun the same command to resume)."""
+    """Generate images into a run directory (rerun the same command to resume).
+
+    A run directory holds one model + params (more prompts and seeds may be added to it);
+    another is refused unless --add-to-run.
+    """
     from neobabel.languages import normalize_lang
     from neobabel.pipeline import BabelPipeline, parse_size
     from neobabel.promptfile import read_prompt_file
@@ -146,7 +152,7 @@ def generate(
             "langs": sorted({r[2] for r in rows}), "images_per_prompt": n, "base_seed": seed,
             "batch_size": batch_size}
     report = generate_into_run(pipe, units, run, params, batch_size=batch_size, overwrite=overwrite,
-                               progress=progress, spec=spec)
+                               progress=progress, spec=spec, add_to_run=add_to_run)
     speed = f", {report.images_per_second:.2f} images/s" if report.generated else ""
     print(f"{report.generated} generated, {report.already_done + report.recovered} already there "
           f"({report.total} images){speed}")

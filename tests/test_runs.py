@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -16,8 +19,8 @@ from PIL import Image
 from neobabel.errors import InputError
 from neobabel.pipeline import GenerationParams
 from neobabel.runs import (
-    RunDir, WorkUnit, atomic_write_bytes, atomic_write_json, clean_temp_files, generate_into_run,
-    image_key, png_bytes, read_png_metadata, units_for,
+    RunDir, RunDirInUse, RunSpecMismatch, WorkUnit, atomic_write_bytes, atomic_write_json, clean_temp_files,
+    generate_into_run, image_key, lock_owner, png_bytes, read_png_metadata, units_for,
 )
 
 DESIGN_COLUMNS = ["key", "prompt_id", "lang", "formulation", "subject", "text", "seed", "path", "sha256",
@@ -339,12 +342,20 @@ def test_deleted_png_regenerated(pipe, units, params, tmp_path):
     assert_consistent(run, 6)
 
 
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
 def test_leftover_temp_files_cleaned(pipe, units, params, tmp_path):
     run = RunDir(tmp_path / "run")
     generate_into_run(pipe, units, run, params, batch_size=3, progress=False)
-    (run.images / ".abc.png.tmp-123").write_bytes(b"\x89PNG half")
-    (run.path / ".run.json.tmp-99").write_text("{")
-    (run.path / ".generations.parquet.tmp-7").write_bytes(b"PAR1")
+    dead = dead_pid()
+    (run.images / f".abc.png.tmp-{dead}").write_bytes(b"\x89PNG half")
+    (run.path / f".run.json.tmp-{dead}").write_text("{")
+    (run.path / f".generations.parquet.tmp-{dead}").write_bytes(b"PAR1")
     report = generate_into_run(pipe, units, run, params, progress=False)
     assert report.generated == 0
     assert not [f for f in all_files(run.path) if "tmp" in f]
@@ -405,3 +416,316 @@ def test_prompts_with_identical_text_share_one_image_and_keep_a_row_each(pipe, p
     again = generate_into_run(pipe, units, run, params, progress=False)
     assert again.generated == 0 and again.already_done == 2
     assert manifest(run).height == 2
+
+
+# -- reproducible files ----------------------------------------------------------------------
+
+def test_identical_specs_give_byte_identical_pngs(pipe, units, params, reference, tmp_path):
+    """No wall-clock time in a PNG: two fresh runs of one spec give the same bytes and sha256."""
+    run = RunDir(tmp_path / "again")
+    generate_into_run(pipe, units, run, params, batch_size=4, progress=False)
+    for key, png in ((p.stem, p) for p in sorted(reference.images.glob("*.png"))):
+        assert (run.images / png.name).read_bytes() == png.read_bytes(), key
+        assert "seconds" not in read_png_metadata(png)
+    cols = ["key", "prompt_id", "sha256"]
+    assert manifest(run).select(cols).sort(cols).equals(manifest(reference).select(cols).sort(cols))
+    assert manifest(reference)["seconds"].is_not_null().all()  # timing lives in the manifest only
+
+
+# -- one spec per run directory ----------------------------------------------------------------
+
+def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
+    """Every file under `folder` with its content hash and mtime: equal snapshots = nothing written."""
+    return {p.relative_to(folder).as_posix(): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_another_spec_is_refused_before_anything_is_written(pipe, units, params, tmp_path):
+    run = RunDir(tmp_path / "run")
+    generate_into_run(pipe, units[:2], run, params, progress=False)
+    before = snapshot(run.path)
+    other = GenerationParams(steps=3, guidance=3.0, width=64, height=64)
+    with pytest.raises(RunSpecMismatch) as e:
+        generate_into_run(pipe, units, run, params=other, progress=False)
+    msg = str(e.value)
+    assert "params.steps: 2 -> 3" in msg and "new --out" in msg and "--add-to-run" in msg
+    assert "\n" not in msg and "guidance" not in msg  # only what differs
+    assert snapshot(run.path) == before
+
+
+def test_more_prompts_and_seeds_are_not_another_spec(pipe, params, tmp_path):
+    run = RunDir(tmp_path / "run")
+    generate_into_run(pipe, units_for(PROMPTS[:1], 1, 0), run, params, progress=False)
+    report = generate_into_run(pipe, units_for(PROMPTS[:2], 2, 0), run, params, progress=False)
+    assert report.generated == 3
+    info = run_json(run)
+    assert len(info["specs"]) == 1 and [i["spec"] for i in info["invocations"]] == [0, 0]
+    assert_consistent(run, 4)
+
+
+def test_add_to_run_records_every_spec(pipe, units, params, tmp_path):
+    run = RunDir(tmp_path / "run")
+    generate_into_run(pipe, units[:2], run, params, progress=False)
+    other = GenerationParams(steps=3, guidance=3.0, width=64, height=64)
+    report = generate_into_run(pipe, units[:2], run, other, progress=False, add_to_run=True)
+    assert report.generated == 2
+    info = run_json(run)
+    assert [s["params"]["steps"] for s in info["specs"]] == [2, 3]
+    assert [i["spec"] for i in info["invocations"]] == [0, 1]
+    assert_consistent(run, 4)
+    # Both specs are held now: resuming either needs no flag.
+    assert generate_into_run(pipe, units[:2], run, params, progress=False).generated == 0
+    assert generate_into_run(pipe, units[:2], run, other, progress=False).generated == 0
+
+
+def test_cli_refuses_another_model_or_params_in_one_run_dir(cli, babel_sd_dir, tiny_random_dir, tmp_path):
+    """The issue's reproduction: three specs into one --out used to give 6 rows from 3 models."""
+    out = tmp_path / "R"
+    base = ["generate", "a red circle", "-n", "2", "--out", out, "--size", "64x64", "--no-progress"]
+    code, stdout, err = cli(*base, "--model", babel_sd_dir, "--steps", "2")
+    assert code == 0 and "2 generated" in stdout, err
+    before = snapshot(out)
+    model = json.loads((out / "run.json").read_text(encoding="utf-8"))["model"]["model"]
+    for extra, needle in (
+            (["--model", "tiny-random", "--steps", "2"], f"model: {model} -> tiny-random"),
+            (["--model", babel_sd_dir, "--steps", "5"], "params.steps: 2 -> 5")):
+        code, stdout, err = cli(*base, *extra)
+        lines = err.strip().splitlines()
+        assert code == 2, (code, stdout, err)
+        assert lines[-1].startswith("neobabel: error: run directory") and needle in lines[-1], lines
+        assert "--add-to-run" in lines[-1] and "--out" in lines[-1]
+        assert snapshot(out) == before
+    code, stdout, err = cli(*base, "--model", babel_sd_dir, "--steps", "5", "--add-to-run")
+    assert code == 0 and "2 generated" in stdout, err
+    info = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert [s["params"]["steps"] for s in info["specs"]] == [2, 5]
+    assert pl.read_parquet(out / "generations.parquet").height == 4
+
+
+def test_unreadable_manifest_rebuilt_from_every_png(pipe, params, tmp_path):
+    """Rows of earlier commands (other prompts, an added spec) come back from their PNGs' metadata."""
+    run = RunDir(tmp_path / "run")
+    first, second = units_for(PROMPTS[:2], 2, 0), units_for(PROMPTS[2:], 1, 0)
+    generate_into_run(pipe, first, run, params, progress=False)
+    other = GenerationParams(steps=3, guidance=3.0, width=64, height=64)
+    generate_into_run(pipe, first[:1], run, other, progress=False, add_to_run=True)
+    generate_into_run(pipe, second, run, params, progress=False)
+    expected = manifest(run).drop("seconds").sort("key", "prompt_id")
+    assert expected.height == 6
+    # a PNG with a valid key but made by a spec this run does not hold is not adopted
+    foreign = png_bytes(Image.new("RGB", (8, 8)), {"key": "f" * 20, "prompt": "x", "lang": "en", "seed": "0",
+                                                     "prompt_id": "x", "model": "elsewhere", "revision": "r",
+                                                     "params": {}})
+    (run.images / f"{'f' * 20}.png").write_bytes(foreign)
+    run.manifest_path.write_bytes(run.manifest_path.read_bytes()[:40])  # truncated
+    spy = Stop()
+    report = generate_into_run(pipe, second, run, params, progress=False, on_image=spy)
+    assert spy.keys == [] and report.generated == 0
+    assert manifest(run).drop("seconds").sort("key", "prompt_id").equals(expected)
+
+
+# -- one writer at a time ------------------------------------------------------------------------
+
+# Holds a run directory's lock; with "running", also puts run.json in the state a generation in
+# flight has (what kill -9 leaves behind).
+HOLD_LOCK = """\
+import sys
+from neobabel.runs import RunDir, locked
+run = RunDir(sys.argv[1])
+with locked(run):
+    if sys.argv[2:] == ["running"]:
+        info = run.read_run_json()
+        info["status"] = "running"
+        info["invocations"].append({"pid": __import__("os").getpid(), "status": "running"})
+        run.write_run_json(info)
+    print("locked", flush=True)
+    sys.stdin.readline()
+"""
+
+
+@pytest.fixture
+def holder(tmp_path):
+    """A second process holding a run directory's lock until told to go (or killed)."""
+    procs = []
+
+    def _hold(path: Path, *args: str) -> subprocess.Popen:
+        p = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path), *args], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+        assert p.stdout.readline().strip() == "locked"
+        procs.append(p)
+        return p
+
+    yield _hold
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+
+
+def test_second_writer_is_refused_and_writes_nothing(pipe, units, params, tmp_path, holder, cli, babel_sd_dir):
+    run = RunDir(tmp_path / "run")
+    generate_into_run(pipe, units[:2], run, params, progress=False)
+    owner = holder(run.path)
+    before = snapshot(run.path)
+    assert {".neobabel.lock", ".neobabel.lock.json"} <= set(before)
+    with pytest.raises(RunDirInUse, match=rf"in use by pid {owner.pid} \(started .*\); wait for it to finish "
+                                          r"or use another --out"):
+        generate_into_run(pipe, units, run, params, progress=False)
+    code, stdout, err = cli("generate", PROMPTS[0][1], "--out", run.path, "--model", babel_sd_dir, "--steps", "2",
+                            "--guidance", "3", "--size", "64x64", "--no-progress")
+    assert code == 2 and err.strip().splitlines()[-1].startswith(f"neobabel: error: run directory {run.path} is "
+                                                                 f"in use by pid {owner.pid}"), err
+    assert snapshot(run.path) == before
+    owner.communicate("\n")  # the holder finishes cleanly: no lock files are left, the run goes on
+    assert not (run.path / ".neobabel.lock").exists() and not (run.path / ".neobabel.lock.json").exists()
+    assert generate_into_run(pipe, units, run, params, progress=False).generated == 4
+    assert [i["status"] for i in run_json(run)["invocations"]] == ["complete", "complete"]
+
+
+@pytest.mark.slow
+def test_two_generate_processes_on_one_out(tmp_path, cli, tiny_random_dir):
+    """A real `neobabel generate` holds the directory; a second one is refused and records nothing."""
+    out = tmp_path / "R"
+    args = ["generate", "a red circle", "-n", "100", "--model", "tiny-random", "--size", "32x32", "--steps", "2",
+            "--out", str(out), "--no-progress"]
+    first = subprocess.Popen([sys.executable, "-m", "neobabel.cli", *args], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        owner_file = out / ".neobabel.lock.json"
+        while not owner_file.is_file() and first.poll() is None:
+            time.sleep(0.01)
+        code, stdout, err = cli(*args)
+        assert first.poll() is None, "the first process finished before the second started"
+        assert code == 2 and f"in use by pid {first.pid}" in err.strip().splitlines()[-1], err
+        assert first.wait(timeout=120) == 0, first.stderr.read()
+    finally:
+        if first.poll() is None:
+            first.kill()
+        first.wait()
+    info = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert [(i["pid"], i["generated"]) for i in info["invocations"]] == [(first.pid, 100)]
+    assert pl.read_parquet(out / "generations.parquet").height == 100
+    assert sorted(p.name for p in out.iterdir()) == ["generations.parquet", "images", "run.json"]
+
+
+def test_killed_owner_marks_the_run_interrupted(pipe, units, params, reference, tmp_path, holder):
+    run = RunDir(tmp_path / "run")
+    generate_into_run(pipe, units[:2], run, params, progress=False)
+    owner = holder(run.path, "running")
+    owner.kill()  # SIGKILL: no finally, no cleanup
+    owner.wait()
+    assert run_json(run)["status"] == "running" and lock_owner(run.path)["pid"] == owner.pid
+    report = generate_into_run(pipe, units, run, params, progress=False)
+    assert report.generated == 4
+    info = run_json(run)
+    assert info["status"] == "complete"
+    killed = info["invocations"][1]
+    assert killed["status"] == "interrupted" and f"pid {owner.pid} died" in killed["note"]
+    assert [i["status"] for i in info["invocations"]] == ["complete", "interrupted", "complete"]
+    assert all_files(run.path) == all_files(reference.path)  # no lock or owner file left
+
+
+def test_temp_cleanup_spares_live_processes(pipe, units, params, tmp_path):
+    run = RunDir(tmp_path / "run")
+    generate_into_run(pipe, units[:1], run, params, progress=False)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        dead = dead_pid()
+        (run.images / f".a.png.tmp-{live.pid}").write_bytes(b"being written")
+        (run.images / f".b.png.tmp-{dead}").write_bytes(b"left by a killed run")
+        (run.path / "keep.tmp-x").write_bytes(b"not ours")
+        generate_into_run(pipe, units[:1], run, params, progress=False)
+        assert (run.images / f".a.png.tmp-{live.pid}").read_bytes() == b"being written"
+        assert not (run.images / f".b.png.tmp-{dead}").exists()
+        assert (run.path / "keep.tmp-x").exists()
+    finally:
+        live.kill()
+        live.wait()
+    assert clean_temp_files(run.images) == 1  # its owner is gone now
+
+
+# -- audits hold one audit ------------------------------------------------------------------------
+
+def _audit_spec(**kw):
+    from magbig.audit import make_spec
+
+    data = {"name": "t", "model": "oracle", "subjects": ["nurse"], "langs": ["en"],
+            "formulations": ["direct"], "n": 2, "classifiers": [{"name": "world"}], "n_boot": 100}
+    data.update(kw)
+    return make_spec(data)
+
+
+@pytest.fixture(scope="module")
+def oracle_audit(tmp_path_factory):
+    from magbig.audit import run_audit
+    from magbig.selftest import OraclePipeline
+
+    out = tmp_path_factory.mktemp("audit") / "run"
+    run_audit(_audit_spec(), out, progress=False, pipeline=OraclePipeline.from_bias_table(), report_files=False)
+    return out
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"n": 3}, "audit.n: 2 -> 3"),
+    ({"langs": ["en", "de"]}, 'audit.langs: ["en"] -> ["en", "de"]'),
+    ({"subjects": ["pilot"]}, 'audit.subjects: ["nurse"] -> ["pilot"]'),
+    ({"formulations": ["indirect"]}, 'audit.formulations: ["direct"] -> ["indirect"]'),
+    ({"face_policy": "reject"}, "audit.face_policy: keep -> reject"),
+    ({"size": "48"}, "params.width: 64 -> 48"),
+])
+def test_resumed_audit_with_another_spec_is_refused(oracle_audit, change, needle):
+    from magbig.audit import run_audit
+    from magbig.selftest import OraclePipeline
+
+    before = snapshot(oracle_audit)
+    with pytest.raises(RunSpecMismatch) as e:
+        run_audit(_audit_spec(**change), oracle_audit, progress=False, pipeline=OraclePipeline.from_bias_table(),
+                  report_files=False)
+    assert needle in str(e.value) and "new --out" in str(e.value)
+    assert "pass --add-to-run" not in str(e.value)  # one audit per directory, no way to add another
+    assert snapshot(oracle_audit) == before
+
+
+def test_audit_and_generate_do_not_share_a_run_dir(oracle_audit, tmp_path, pipe, params):
+    from magbig.audit import run_audit
+    from magbig.selftest import OraclePipeline
+
+    oracle = OraclePipeline.from_bias_table()
+    before = snapshot(oracle_audit)
+    unit = WorkUnit("x", "A photo of the face of a nurse.", "en", 0)
+    with pytest.raises(RunSpecMismatch, match="command: magbig audit -> generate"):
+        generate_into_run(oracle, [unit], RunDir(oracle_audit), oracle.resolve_params(), add_to_run=True,
+                          progress=False)
+    assert snapshot(oracle_audit) == before
+    gen = RunDir(tmp_path / "gen")
+    generate_into_run(pipe, units_for(PROMPTS[:1], 1, 0), gen, params, progress=False)
+    before = snapshot(gen.path)
+    with pytest.raises(RunSpecMismatch, match="command: generate -> magbig audit"):
+        run_audit(_audit_spec(), gen.path, progress=False, pipeline=oracle, report_files=False)
+    assert snapshot(gen.path) == before
+
+
+def test_magbig_audit_cli_refuses_another_audit(oracle_audit, monkeypatch, capsys, tmp_path):
+    import shutil
+    import signal
+
+    from conftest import run_in_process
+    from magbig import cli as magbig_cli
+
+    out = tmp_path / "run"
+    shutil.copytree(oracle_audit, out)
+    cfg = tmp_path / "a.yaml"
+    cfg.write_text("name: t\nmodel: oracle\nsubjects: [nurse]\nlangs: [en]\nformulations: [direct]\nn: 2\n"
+                   "classifiers: [world]\nn_boot: 100\n", encoding="utf-8")
+    old = signal.getsignal(signal.SIGTERM)
+    try:
+        main = run_in_process(monkeypatch, capsys, "magbig", magbig_cli.main)
+        assert main("audit", "--config", cfg, "--out", out, "--no-progress")[0] == 0  # the same audit resumes
+        before = snapshot(out)
+        code, _, err = main("audit", "--config", cfg, "--out", out, "-n", "4", "--no-progress")
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("magbig: error: run directory"), err
+    assert "audit.n: 2 -> 4" in lines[0] and "new --out" in lines[0]
+    assert snapshot(out) == before
