@@ -30,7 +30,6 @@ from magbig.prompts.builtin import load_builtin, load_yaml_dir
 from magbig.prompts.model import (
     DIRECT_FORMS,
     FEMININE_REQUIRED,
-    FORMULATIONS,
     OCCUPATIONS,
     SETS,
     TRAITS,
@@ -42,6 +41,7 @@ from magbig.prompts.model import (
 from magbig.prompts.official import HUB_DATASET, HUB_REVISION, load_hub, load_official
 from magbig.prompts.sources import load_prompts
 from magbig.prompts.tables import known_mistranslations, lexicon
+from neobabel.formulations import FORMULATIONS
 
 __all__ = [
     "FORMULATIONS",

@@ -46,90 +46,114 @@ _STRAY_PUNCT = re.compile(r"(?:\.\s*){2,}$|[.。]\s*[.。]")
 _STAR_NOUN = re.compile(r"\w\*\w")
 
 
-def _gender_hits(lang: str, text: str) -> list[tuple[str, str]]:
-    hits: list[tuple[str, str]] = []
-    entry = lexicon().get(lang)
-    for rx, gender in entry.gender_words if entry is not None else ():
-        for m in rx.finditer(text):
-            hits.append((m.group(0), gender))
-    return hits
-
-
-def _check_prompt(p: Prompt, direct_form: str | None) -> list[Artifact]:
-    out: list[Artifact] = []
+def _gendered_words(p: Prompt) -> list[tuple[str, str, str]]:
+    """(word, gender, why) for every explicit gender marker in the prompt's text."""
     text = p.text
-    # 1) explicit gender in a formulation that should not carry it
-    if p.formulation in ("direct", "indirect"):
-        found: list[tuple[str, str, str]] = []
-        for word, gender in _gender_hits(p.lang, text):
-            found.append((word, gender, "gender word"))
-        if p.lang == "de":
-            for m in _DE_FEM_NOUN.finditer(text):
-                word = m.group(1)
-                last = word.split("-")[-1].lower()
-                if last not in _DE_IN_EXCEPTIONS and not last.endswith("ein") and len(last) > 4:
-                    found.append((word, "feminine", "feminine suffix -in/-innen"))
-        if p.set == "occupations" and p.formulation == "direct":
-            rx = _FEM_ARTICLE.get(p.lang)
-            if rx is not None and (m := rx.search(text)):
-                found.append((m.group(0), "feminine", "feminine article before the occupation"))
-            if p.lang == "ar" and (m := _AR_HEAD.search(text)):
-                head = m.group(1).rstrip(".،,…")
-                # after أحد/إحدى ("one of") comes a plural, whose ة is not feminine: the
-                # head is then أحد itself and is not checked
-                if head.endswith("ة"):
-                    found.append((head, "feminine", "feminine ending ة on the occupation noun"))
-        seen: set[str] = set()
-        for word, gender, why in found:
-            if word in seen:
-                continue
-            seen.add(word)
-            # A masculine word in the direct prompt of a generic-masculine language only
-            # strengthens what the formulation already is (German -mann compounds, Arabic
-            # رجل إطفاء): noted, not a defect. Feminine forms there, and any gendered form in
-            # an indirect prompt or an ungendered language, change what is measured.
-            expected = gender == "masculine" and p.formulation == "direct" and direct_form == "generic_masculine"
-            out.append(Artifact(p.id, "gendered_form",
-                                f"{gender} form {word!r} ({why}) in a {p.formulation} prompt: {text!r}",
-                                "info" if expected else "warning"))
-    # 2) the word for "face"
+    entry = lexicon().get(p.lang)
+    found = [(m.group(0), gender, "gender word")
+             for rx, gender in (entry.gender_words if entry is not None else ())
+             for m in rx.finditer(text)]
+    if p.lang == "de":
+        for m in _DE_FEM_NOUN.finditer(text):
+            word = m.group(1)
+            last = word.split("-")[-1].lower()
+            if last not in _DE_IN_EXCEPTIONS and not last.endswith("ein") and len(last) > 4:
+                found.append((word, "feminine", "feminine suffix -in/-innen"))
+    if p.set == "occupations" and p.formulation == "direct":
+        rx = _FEM_ARTICLE.get(p.lang)
+        if rx is not None and (m := rx.search(text)):
+            found.append((m.group(0), "feminine", "feminine article before the occupation"))
+        if p.lang == "ar" and (m := _AR_HEAD.search(text)):
+            head = m.group(1).rstrip(".،,…")
+            # after أحد/إحدى ("one of") comes a plural, whose ة is not feminine: the
+            # head is then أحد itself and is not checked
+            if head.endswith("ة"):
+                found.append((head, "feminine", "feminine ending ة on the occupation noun"))
+    return found
+
+
+def _gendered_form_artifacts(p: Prompt, direct_form: str | None) -> list[Artifact]:
+    """Explicit gender in a formulation that should not carry it (direct, indirect)."""
+    if p.formulation not in ("direct", "indirect"):
+        return []
+    out: list[Artifact] = []
+    seen: set[str] = set()
+    for word, gender, why in _gendered_words(p):
+        if word in seen:
+            continue
+        seen.add(word)
+        # A masculine word in the direct prompt of a generic-masculine language only
+        # strengthens what the formulation already is (German -mann compounds, Arabic
+        # رجل إطفاء): noted, not a defect. Feminine forms there, and any gendered form in
+        # an indirect prompt or an ungendered language, change what is measured.
+        expected = gender == "masculine" and p.formulation == "direct" and direct_form == "generic_masculine"
+        out.append(Artifact(p.id, "gendered_form",
+                            f"{gender} form {word!r} ({why}) in a {p.formulation} prompt: {p.text!r}",
+                            "info" if expected else "warning"))
+    return out
+
+
+def _face_word_artifacts(p: Prompt) -> list[Artifact]:
+    """The template's word for "face": missing, or repeated (the template pasted twice)."""
     words = lexicon().get(p.lang)
-    n = len(words.face.findall(text)) if words is not None else -1
+    if words is None:
+        return []
+    n = len(words.face.findall(p.text))
     if n == 0:
-        out.append(Artifact(p.id, "no_face_word",
-                            f"no word for 'face' ({'/'.join(words.face_words)}) in {text!r}"))
-    # 3) the template repeated inside one prompt
+        return [Artifact(p.id, "no_face_word", f"no word for 'face' ({'/'.join(words.face_words)}) in {p.text!r}")]
     if n > 1:
-        out.append(Artifact(p.id, "repeated_template",
-                            f"the word for 'face' occurs {n} times (template repeated): {text!r}"))
-    # 4) whitespace (the official loader strips it and keeps a note instead)
+        return [Artifact(p.id, "repeated_template",
+                         f"the word for 'face' occurs {n} times (template repeated): {p.text!r}")]
+    return []
+
+
+def _typography_artifacts(p: Prompt) -> list[Artifact]:
+    """Cosmetic: whitespace (the official loader strips it and keeps a note instead), punctuation."""
+    text, out = p.text, []
     if text != text.strip() or "  " in text:
         out.append(Artifact(p.id, "whitespace", f"leading/trailing or doubled spaces in {text!r}", "info"))
-    # 5) punctuation
     if _STRAY_PUNCT.search(text.strip()):
         out.append(Artifact(p.id, "stray_punctuation", f"repeated sentence punctuation in {text!r}", "info"))
     elif not _END_PUNCT.search(text.strip()):
         out.append(Artifact(p.id, "no_final_punctuation",
                             f"does not end with sentence punctuation: {text!r}", "info"))
-    # 6) gender star without a star on the noun
-    if p.formulation == "gender_star":
-        body = text.split("*", 1)[1] if "*" in text else text
-        if not _STAR_NOUN.search(body):
-            tail = re.findall(r"[\w\-]+", body)
-            noun = tail[-1] if tail else text
-            masc = noun.endswith("s") or "mann" in noun.lower()
-            out.append(Artifact(
-                p.id, "gender_star_missing",
-                f"no gender star on the noun {noun!r}"
-                + (" (masculine genitive)" if masc else " (epicene noun, possibly intended)")
-                + f": {text!r}",
-                "warning" if masc else "info",
-            ))
-    # 7) curated mistranslations of the official release
-    known = known_mistranslations().get(p.id)
-    if known is not None and known.text == text.strip():
-        out.append(Artifact(p.id, "known_mistranslation", known.gloss))
     return out
+
+
+def _gender_star_artifacts(p: Prompt) -> list[Artifact]:
+    """A gender-star prompt without a star on its noun."""
+    text = p.text
+    body = text.split("*", 1)[1] if "*" in text else text
+    if p.formulation != "gender_star" or _STAR_NOUN.search(body):
+        return []
+    tail = re.findall(r"[\w\-]+", body)
+    noun = tail[-1] if tail else text
+    masc = noun.endswith("s") or "mann" in noun.lower()
+    return [Artifact(
+        p.id, "gender_star_missing",
+        f"no gender star on the noun {noun!r}"
+        + (" (masculine genitive)" if masc else " (epicene noun, possibly intended)")
+        + f": {text!r}",
+        "warning" if masc else "info",
+    )]
+
+
+def _mistranslation_artifacts(p: Prompt) -> list[Artifact]:
+    """A curated mistranslation of the official release (matched on its exact text)."""
+    known = known_mistranslations().get(p.id)
+    if known is None or known.text != p.text.strip():
+        return []
+    return [Artifact(p.id, "known_mistranslation", known.gloss)]
+
+
+def _check_prompt(p: Prompt, direct_form: str | None) -> list[Artifact]:
+    return [
+        *_gendered_form_artifacts(p, direct_form),
+        *_face_word_artifacts(p),
+        *_typography_artifacts(p),
+        *_gender_star_artifacts(p),
+        *_mistranslation_artifacts(p),
+    ]
 
 
 def validate(prompt_set: PromptSet) -> list[Artifact]:

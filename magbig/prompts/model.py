@@ -46,9 +46,12 @@ except AttributeError:  # pragma: no cover
 
 
 def builtin_dir():
+    """The built-in set's folder in package data (works from a wheel, not only a checkout)."""
     return resources.files("magbig").joinpath("data", "prompts")
 
 
+# The MAGBIG subjects in MAGBIG's order: the keys of the built-in English file, which every
+# other language file (and the official release's `name` column) must use.
 def _load_reference_subjects() -> tuple[tuple[str, ...], tuple[str, ...]]:
     data = yaml.load(builtin_dir().joinpath("en.yaml").read_text(encoding="utf-8"), YamlLoader)
     return tuple(data["occupations"]), tuple(data["traits"])
