@@ -15,7 +15,7 @@ import yaml
 import neobabel
 from magbig.prompts import load_builtin
 from neobabel.languages import LANGUAGE_CODES
-from neobabel.world.bias import DEFAULT_PATH, build_table, direct_form, load_table
+from neobabel.world.bias import DEFAULT_PATH, build_table, direct_form_of, load_table
 from neobabel.world.spec import OCCUPATIONS
 
 
@@ -31,7 +31,7 @@ def test_world_captions_are_the_builtin_magbig_prompts():
 
 def test_world_direct_forms_are_the_builtin_ones():
     builtin = load_builtin().direct_forms
-    assert {lang: direct_form(lang) for lang in LANGUAGE_CODES} == builtin
+    assert {lang: direct_form_of(lang) for lang in LANGUAGE_CODES} == builtin
 
 
 def magbig_imports(path: Path) -> list[str]:

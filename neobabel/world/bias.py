@@ -62,7 +62,7 @@ FORMULATION_ORDER = FORMULATIONS
 Captions = Mapping[tuple[str, str, str], str]
 
 
-def direct_form(lang: str) -> str:
+def direct_form_of(lang: str) -> str:
     """What a language's direct prompt is: a generic masculine where nouns for people carry
     grammatical gender, else ungendered (the `direct_form` of magbig's built-in files)."""
     return "generic_masculine" if LANGUAGES[lang].grammatical_gender else "ungendered"
@@ -128,15 +128,16 @@ def build_table(captions: Captions | None = None) -> BiasTable:
     # A caption can only carry one share: where two formulations of a language are the same
     # text, the first formulation in FORMULATION_ORDER (direct before feminine) sets it.
     order = {f: i for i, f in enumerate(FORMULATION_ORDER)}
-    share_of_text: dict[tuple[str, str], float] = {}
-    cells = []
+
     def first_sets_share(item):
         (occupation, lang, formulation), _ = item
         return order[formulation], OCCUPATIONS.index(occupation), lang
 
+    share_of_text: dict[tuple[str, str], float] = {}
+    cells = []
     for (occupation, lang, formulation), text in sorted(captions.items(), key=first_sets_share):
         share = share_of_text.setdefault(
-            (lang, text), planted_share(occupation, lang, formulation, direct_form(lang)))
+            (lang, text), planted_share(occupation, lang, formulation, direct_form_of(lang)))
         cells.append(BiasCell(occupation, lang, formulation, share, text))
     cells.sort(key=lambda c: (OCCUPATIONS.index(c.occupation), c.lang, c.formulation))
     return BiasTable(BIAS_VERSION, AMBIGUOUS_SHARE, tuple(cells))
