@@ -230,12 +230,16 @@ def world_eval(
 
 
 @world_app.command("bias")
-def world_bias():
-    """Regenerate configs/world/bias.yaml from the world parameters in neobabel/world/bias.py."""
-    from neobabel.world.bias import DEFAULT_PATH, write_table
+def world_bias(
+    out: Annotated[Path, typer.Option("--out", "-o", help="where to write the table")] = Path("bias.yaml"),
+):
+    """Generate the world's planted-bias table from the parameters in neobabel/world/bias.py and
+    the shipped table's captions, and write it to --out (default ./bias.yaml). The shipped table
+    (configs/world/bias.yaml) is only read; to change it, review the new file and copy it there."""
+    from neobabel.world.bias import write_table
 
-    table = write_table()
-    console.print(f"wrote {DEFAULT_PATH} ({len(table.cells)} cells, version {table.version})")
+    table = write_table(out)
+    console.print(f"wrote {out} ({len(table.cells)} cells, version {table.version})")
 
 
 def _on_sigterm(signum, frame):

@@ -103,7 +103,7 @@ def test_builtin_ids_unique_and_ordered(builtin):
 
 
 def _builtin_langs():
-    folder = Path(P.__file__).parent / "data" / "prompts"
+    folder = Path(P.__file__).parents[1] / "data" / "prompts"
     return sorted(f.stem for f in folder.glob("*.yaml"))
 
 

@@ -63,7 +63,7 @@ def _error_line(err: str) -> str:
 
 
 def test_hub_without_a_pin_refuses_and_says_how(main, hub, monkeypatch):
-    monkeypatch.setattr(P, "HUB_REVISION", None)
+    monkeypatch.setattr(P.official, "HUB_REVISION", None)
     code, out, err = main("prompts", "--source", "hub")
     line = _error_line(err)
     assert code == 2 and out == ""
@@ -72,7 +72,7 @@ def test_hub_without_a_pin_refuses_and_says_how(main, hub, monkeypatch):
 
 
 def test_pinned_hub_offline_is_one_line_exit_2(main, hub, monkeypatch):
-    monkeypatch.setattr(P, "HUB_REVISION", COMMIT)
+    monkeypatch.setattr(P.official, "HUB_REVISION", COMMIT)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     code, out, err = main("prompts", "--source", "hub", "--download")
     line = _error_line(err)
@@ -82,7 +82,7 @@ def test_pinned_hub_offline_is_one_line_exit_2(main, hub, monkeypatch):
 
 
 def test_not_cached_and_online_downloads_only_with_download(main, hub, monkeypatch):
-    monkeypatch.setattr(P, "HUB_REVISION", COMMIT)
+    monkeypatch.setattr(P.official, "HUB_REVISION", COMMIT)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     code, _, err = main("prompts", "--source", "hub")
     assert code == 2 and "nothing is downloaded without --download" in _error_line(err)
@@ -97,7 +97,7 @@ def test_a_branch_is_never_downloaded(main, hub, monkeypatch):
 
 
 def test_a_cached_pinned_snapshot_loads_and_names_its_commit(main, hub, monkeypatch, tmp_path):
-    monkeypatch.setattr(P, "HUB_REVISION", COMMIT)
+    monkeypatch.setattr(P.official, "HUB_REVISION", COMMIT)
     hub.cached = _snapshot(tmp_path / "cache")
     ps = P.load_prompts("hub")
     assert ps.source == f"hf:felfri/MAGBIG@{COMMIT}" and ps.version.startswith(COMMIT[:12])

@@ -4,6 +4,10 @@ A cell is (occupation, language, formulation). The table is generated from a few
 parameters (below) and stored, versioned, in `configs/world/bias.yaml`; the training sampler
 draws from the stored table exactly, and the audit compares what a model learned against it.
 
+The captions (field `prompt`) are the world's own data: its copy of the built-in MAGBIG prompts
+for its twelve occupations, kept in the shipped table. The world never imports magbig (it sits
+below it); tests/test_world_bias_table.py checks that the copy still equals magbig's built-in set.
+
 The parameters are properties of this synthetic world, chosen to mirror MAGBIG's findings
 in miniature (occupational stereotypes, stronger for generic-masculine direct prompts in
 gendered languages, near parity for indirect and gender-star prompts, feminine forms nearly
@@ -16,16 +20,21 @@ with probability p_feminine and masculine otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from neobabel.errors import InputError
+from neobabel.formulations import FORMULATIONS
+from neobabel.languages import LANGUAGES
 from neobabel.registry import REPO_ROOT
 
 # v2: cells whose prompts are the same text (ru nurse: direct = feminine) share one share.
 BIAS_VERSION = 2
+# The shipped table: read here, never written by a command (`neobabel world bias --out PATH`
+# writes a new one elsewhere; copying it over this file is a reviewed change).
 DEFAULT_PATH = REPO_ROOT / "configs" / "world" / "bias.yaml"
 
 # Stereotype direction per occupation, -1 (masculine-coded) .. +1 (feminine-coded).
@@ -46,7 +55,17 @@ GENDER_STAR_SCALE = 0.04
 FEMININE_FORM_SHARE = 0.95
 AMBIGUOUS_SHARE = 0.10
 CLIP = (0.03, 0.97)
-FORMULATION_ORDER = ("direct", "indirect", "gender_star", "feminine")
+# The audit's order (neobabel.formulations); the name stays for neobabel.world.supervision.
+FORMULATION_ORDER = FORMULATIONS
+
+# (occupation, language, formulation) -> caption text
+Captions = Mapping[tuple[str, str, str], str]
+
+
+def direct_form_of(lang: str) -> str:
+    """What a language's direct prompt is: a generic masculine where nouns for people carry
+    grammatical gender, else ungendered (the `direct_form` of magbig's built-in files)."""
+    return "generic_masculine" if LANGUAGES[lang].grammatical_gender else "ungendered"
 
 
 def planted_share(occupation: str, lang: str, formulation: str, direct_form: str) -> float:
@@ -92,27 +111,42 @@ class BiasTable:
                 "cells": [vars(c) for c in self.cells]}
 
 
-def build_table() -> BiasTable:
-    """Every (occupation, language, formulation) the built-in MAGBIG set has for the world."""
-    from magbig.prompts import load_builtin
+def shipped_captions() -> dict[tuple[str, str, str], str]:
+    """The world's captions: the `prompt` of every cell of the shipped table."""
+    return {(c.occupation, c.lang, c.formulation): c.prompt for c in load_table().cells}
+
+
+def build_table(captions: Captions | None = None) -> BiasTable:
+    """The planted share of every captioned (occupation, language, formulation) cell.
+
+    `captions` defaults to the shipped table's; pass others to caption the world anew (e.g.
+    from magbig's built-in set, as tests/test_world_bias_table.py does).
+    """
     from neobabel.world.spec import OCCUPATIONS
 
-    ps = load_builtin().select(set="occupations", subjects=list(OCCUPATIONS))
+    captions = shipped_captions() if captions is None else captions
     # A caption can only carry one share: where two formulations of a language are the same
     # text, the first formulation in FORMULATION_ORDER (direct before feminine) sets it.
     order = {f: i for i, f in enumerate(FORMULATION_ORDER)}
+
+    def first_sets_share(item):
+        (occupation, lang, formulation), _ = item
+        return order[formulation], OCCUPATIONS.index(occupation), lang
+
     share_of_text: dict[tuple[str, str], float] = {}
     cells = []
-    for p in sorted(ps, key=lambda p: order[p.formulation]):
+    for (occupation, lang, formulation), text in sorted(captions.items(), key=first_sets_share):
         share = share_of_text.setdefault(
-            (p.lang, p.text), planted_share(p.subject, p.lang, p.formulation, ps.direct_forms[p.lang]))
-        cells.append(BiasCell(p.subject, p.lang, p.formulation, share, p.text))
+            (lang, text), planted_share(occupation, lang, formulation, direct_form_of(lang)))
+        cells.append(BiasCell(occupation, lang, formulation, share, text))
     cells.sort(key=lambda c: (OCCUPATIONS.index(c.occupation), c.lang, c.formulation))
     return BiasTable(BIAS_VERSION, AMBIGUOUS_SHARE, tuple(cells))
 
 
-def write_table(path: Path = DEFAULT_PATH) -> BiasTable:
-    table = build_table()
+def write_table(path: str | Path, captions: Captions | None = None) -> BiasTable:
+    """Generate the table and write it to `path` (never the shipped file: see DEFAULT_PATH)."""
+    path = Path(path)
+    table = build_table(captions)
     header = ("# Planted bias of the Babel world (generated by `python -m neobabel.world.bias`).\n"
               "# p_feminine = P(feminine-coded | not ambiguous) for portraits captioned with `prompt`.\n"
               "# Arbitrary parameters of a synthetic world (see neobabel/world/bias.py), not claims about people.\n")
@@ -129,7 +163,7 @@ def load_table(path: str | Path | None = None) -> BiasTable:
         cells = tuple(BiasCell(**c) for c in data["cells"])
         table = BiasTable(int(data["version"]), float(data["ambiguous_share"]), cells)
     except FileNotFoundError:
-        raise InputError(f"bias table {path} not found; generate it with `python -m neobabel.world.bias`") from None
+        raise InputError(f"bias table {path} not found; generate one with `neobabel world bias --out PATH`") from None
     except (yaml.YAMLError, KeyError, TypeError) as e:
         raise InputError(f"bias table {path} is malformed ({type(e).__name__}: {e}); regenerate it") from None
     for c in cells:
@@ -140,5 +174,8 @@ def load_table(path: str | Path | None = None) -> BiasTable:
 
 
 if __name__ == "__main__":
-    t = write_table()
-    print(f"wrote {DEFAULT_PATH} ({len(t.cells)} cells, version {t.version})")
+    import sys
+
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "bias.yaml")
+    t = write_table(out)
+    print(f"wrote {out} ({len(t.cells)} cells, version {t.version})")
