@@ -13,9 +13,9 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 import polars as pl
 
+from neobabel.formulations import FORMULATIONS as FORMULATION_ORDER
 from neobabel.languages import LANGUAGE_CODES
 
-FORMULATION_ORDER = ("direct", "indirect", "feminine", "gender_star")
 MISSING = "–"  # shown for a number that is null, nan or infinite
 PROMPT_SAMPLES = 3  # prompt strings kept and shown per (lang, formulation)
 
