@@ -592,7 +592,7 @@ def _mean_abs_dev_interval(k, n, scheme, confidence):
         # it; coverage fell to 0.90); the add-one model variance, between-prompt variance of
         # the terms' conditional means plus their mean conditional variance, overestimates
         # there (coverage 1.00). Their geometric mean keeps every simulated cell but one
-        # within 0.93-0.98 (benchmarks/RESULTS.md, section 9).
+        # within 0.93-0.98 (benchmarks/RESULTS.md, §9).
         cond_mean, cond_var = _abs_dev_conditional(k, n)
         model_var = float(cond_mean.var(ddof=1) + cond_var.mean())
         sd = math.sqrt(spread * math.sqrt(model_var)) if model_var > 0 else spread
