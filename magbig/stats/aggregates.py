@@ -13,7 +13,7 @@ from scipy import stats as sps
 
 from magbig.stats._common import (
     GROUP_KEYS, _STATUS_COUNTS, _frame, _groups, _percentile_bounds, _present,
-    _require_unique_subjects, _rng,
+    _group_rng, _require_unique_subjects,
 )
 from magbig.stats.shares import _abs_dev_conditional, _abs_dev_variance, abs_dev_estimator, noise_floor
 from magbig.stats.tables import _agg
@@ -101,7 +101,7 @@ def aggregate(
             row.update({f"mean_{name}{x}": math.nan for x in ("", "_low", "_high")})
         row.update(mean_abs_dev_raw=math.nan, mean_noise_floor=math.nan, interval_note=None)
         if len(n):
-            rng = _rng(seed, key)
+            rng = _group_rng(seed, keys, key)
             p_est, p_lo, p_hi, p_note = _mean_share_interval(k, n, n_boot, rng, scheme, confidence)
             d_est, d_lo, d_hi, d_note = _mean_abs_dev_interval(k, n, scheme, confidence)
             row.update(mean_p_female=p_est, mean_p_female_low=p_lo, mean_p_female_high=p_hi,

@@ -13,7 +13,7 @@ import polars as pl
 from scipy import stats as sps
 
 from magbig.stats._common import (
-    GROUP_KEYS, _LABEL_ALIASES, _frame, _groups, _present, _require_unique_subjects, _rng,
+    GROUP_KEYS, _LABEL_ALIASES, _frame, _groups, _present, _group_rng, _require_unique_subjects,
 )
 
 
@@ -61,7 +61,7 @@ def expected_max_unfairness(
         if s == 0:
             row.update(exp_max_l1=math.nan, exp_max_l1_std=math.nan, exp_max_l1_mcse=math.nan)
         else:
-            rng = _rng(seed, key)
+            rng = _group_rng(seed, keys, key)
             # Draw `take` distinct subjects per simulated user: first columns of a random order.
             picks = np.argsort(rng.random((n_samples, s)), axis=1)[:, :take]
             k = rng.binomial(n_images, p[picks])
