@@ -1,13 +1,54 @@
-"""Reading YAML config files into typed specs, with one-line errors naming the bad value."""
+"""Reading YAML config files into typed specs, with one-line errors naming the bad value.
+
+The shipped configs (model presets, audits, world recipes) are package data: the checkout's
+top-level ``configs/`` folder is linked into the package as ``neobabel/configs`` and installed
+with it, so ``--config configs/audits/quick.yaml`` and ``--config quick`` work from any
+directory, also from a wheel (:func:`resolve_config`). A file that exists at the given path
+always wins: users keep their own configs wherever they like.
+"""
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from neobabel.errors import InputError
+
+
+CONFIG_KINDS = ("models", "audits", "world", "jobs", "eval")
+
+
+def shipped_configs() -> Path:
+    """The ``configs`` folder installed with the package."""
+    return Path(str(resources.files("neobabel") / "configs"))
+
+
+def shipped_names(kind: str) -> list[str]:
+    folder = shipped_configs() / kind
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def resolve_config(value: str | Path, kind: str) -> Path:
+    """A config file: ``value`` itself if it exists, else the shipped one it names.
+
+    A shipped config is named by its path in the checkout (``configs/audits/quick.yaml``) or
+    by its bare name (``quick`` for an audit). Anything else is an InputError naming the
+    shipped configs of that kind.
+    """
+    path = Path(value)
+    if path.is_file():
+        return path
+    shipped = shipped_configs()
+    if not path.is_absolute() and path.parts[:1] == ("configs",) and (shipped.joinpath(*path.parts[1:])).is_file():
+        return shipped.joinpath(*path.parts[1:])
+    if len(path.parts) == 1 and not path.suffix and (shipped / kind / f"{value}.yaml").is_file():
+        return shipped / kind / f"{value}.yaml"
+    names = ", ".join(shipped_names(kind)) or "none"
+    raise InputError(f"config {str(value)!r} not found: no such file, and no shipped {kind} config of that "
+                     f"name (shipped: {names}); pass the path of a YAML file")
 
 
 def read_yaml_mapping(path: str | Path, what: str) -> dict:

@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from neobabel.configfile import read_yaml_mapping, validate_spec
+from neobabel.configfile import read_yaml_mapping, shipped_configs, validate_spec
 from neobabel.errors import InputError, ModelNotAvailableError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -95,7 +95,7 @@ def preset_dirs() -> list[Path]:
     dirs = []
     if os.environ.get("NEOBABEL_MODELS_DIR"):
         dirs.append(Path(os.environ["NEOBABEL_MODELS_DIR"]).expanduser())
-    dirs.append(REPO_ROOT / "configs" / "models")
+    dirs.append(shipped_configs() / "models")
     return [d for d in dirs if d.is_dir()]
 
 

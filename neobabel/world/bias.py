@@ -29,13 +29,13 @@ import yaml
 from neobabel.errors import InputError
 from neobabel.formulations import FORMULATIONS
 from neobabel.languages import LANGUAGES
-from neobabel.registry import REPO_ROOT
+from neobabel.configfile import shipped_configs
 
 # v2: cells whose prompts are the same text (ru nurse: direct = feminine) share one share.
 BIAS_VERSION = 2
 # The shipped table: read here, never written by a command (`neobabel world bias --out PATH`
 # writes a new one elsewhere; copying it over this file is a reviewed change).
-DEFAULT_PATH = REPO_ROOT / "configs" / "world" / "bias.yaml"
+DEFAULT_PATH = shipped_configs() / "world" / "bias.yaml"
 
 # Stereotype direction per occupation, -1 (masculine-coded) .. +1 (feminine-coded).
 STEREOTYPE = {

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from neobabel.configfile import read_yaml_mapping, validate_spec
 from neobabel.errors import InputError
-from neobabel.world.bias import load_table
+from neobabel.world.bias import DEFAULT_PATH as BIAS_TABLE_PATH, load_table
 from neobabel.world.data import WorldDataConfig, WorldSampler, caption_corpus
 from neobabel.world.spec import PRESENTATIONS
 from neobabel.world.supervision import masked_mean, pretrain_tower
@@ -575,7 +575,7 @@ def export(cfg, out: Path, tower, unet, vae, ema, export_to, step: int, seconds:
     pipe.save_pretrained(tmp, dtype=torch.float16)
     (tmp / "training.json").write_text(json.dumps({"steps": step, "train_seconds": round(seconds, 1),
                                                    "config": cfg.model_dump(mode="json")}, indent=1))
-    shutil.copy(Path(__file__).resolve().parents[2] / "configs" / "world" / "bias.yaml", tmp / "bias.yaml")
+    shutil.copy(BIAS_TABLE_PATH, tmp / "bias.yaml")
     if target.exists():
         shutil.rmtree(target)
     os.replace(tmp, target)
