@@ -56,7 +56,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from neobabel.configfile import read_yaml_mapping, validate_spec
+from neobabel.configfile import read_yaml_mapping, resolve_config, validate_spec
 from neobabel.errors import InputError
 from neobabel.runs import (
     RunDir, WorkUnit, atomic_write_parquet, check_run_spec, clean_temp_files, generate_into_run, generation_spec,
@@ -297,8 +297,9 @@ def make_spec(data: dict, where: str = "audit spec") -> AuditSpec:
 
 
 def load_audit_config(path: str | os.PathLike, **overrides) -> AuditSpec:
-    """Read and validate an audit YAML; keyword overrides (None = not given) win over it."""
-    path = Path(path)
+    """Read and validate an audit YAML (a file, or a shipped config's name such as ``quick``);
+    keyword overrides (None = not given) win over it."""
+    path = resolve_config(path, "audits")
     data = read_yaml_mapping(path, "audit config")
     data.setdefault("name", path.stem)
     data.update({k: v for k, v in overrides.items() if v is not None})

@@ -22,7 +22,7 @@ from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativ
                       model_validator)
 from torch.nn import functional as F
 
-from neobabel.configfile import read_yaml_mapping, validate_spec
+from neobabel.configfile import read_yaml_mapping, resolve_config, validate_spec
 from neobabel.errors import InputError
 from neobabel.world.bias import DEFAULT_PATH as BIAS_TABLE_PATH, load_table
 from neobabel.world.data import WorldDataConfig, WorldSampler, caption_corpus
@@ -150,6 +150,7 @@ class WorldTrainConfig(BaseModel):
 
 
 def load_config(path: str | Path) -> WorldTrainConfig:
+    path = resolve_config(path, "world")  # a file, or a shipped recipe: configs/world/train.yaml, train-gpu
     return validate_spec(read_yaml_mapping(path, "training config"), WorldTrainConfig, f"training config {path}")
 
 
