@@ -139,3 +139,31 @@ def test_world_images_match_the_shipped_references(load):
         assert diff.max() <= meta["max_abs_pixel_diff"], "; ".join(report)
     # The references are not interchangeable: each image is its own.
     assert len({(REFERENCE_DIR / c["file"]).read_bytes() for c in cases}) == len(cases)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_samples_without_a_scalar_tail_run_batched_and_stay_exact(threads, monkeypatch):
+    # A sample of 64 x lcm(1..threads) elements leaves no scalar tail in any thread's chunk, in
+    # the batched call or alone: those calls skip the per-sample loop and must still be exact,
+    # also where the batch is large enough (> 32768 elements) for ATen to split it across threads.
+    from neobabel import invariance
+
+    sliced = []
+    per_slice = invariance._per_slice
+    monkeypatch.setattr(invariance, "_per_slice", lambda *a: sliced.append(1) or per_slice(*a))
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        torch.manual_seed(1)
+        for shape in [(3, 128), (7, 64, 16, 16), (5, 3, 40, 96)]:
+            x = torch.randn(*shape)
+            for fn in (torch.sigmoid, torch.nn.functional.silu, torch.nn.functional.gelu):
+                with BatchInvariantOps():
+                    batched = fn(x)
+                assert torch.equal(batched, _rows_alone(fn, x)), (shape, fn)
+        assert not sliced  # every one of these ran as one batched call
+        with BatchInvariantOps():
+            torch.sigmoid(torch.randn(3, 130))  # 130 elements: a tail, so per sample
+        assert sliced
+    finally:
+        torch.set_num_threads(old)
