@@ -13,6 +13,7 @@ the registry imports this module, and listing presets must not load them.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -21,6 +22,8 @@ from neobabel.errors import InputError, ModelNotAvailableError
 
 BUILTIN_MODELS = ("world", "tiny-random")
 TINY_RANDOM_VERSION = "tiny-random-v1"  # bump when the builder's output changes
+
+logger = logging.getLogger(__name__)
 
 
 # -- where built-in models live ---------------------------------------------------------------
@@ -45,6 +48,7 @@ def builtin_model_path(name: str) -> Path:
     if name == "tiny-random":
         p = cache_home() / "fixtures" / TINY_RANDOM_VERSION
         if not (p / "babel_pipeline.json").is_file():
+            logger.info("building the tiny-random model (first use: random weights) in %s", p)
             _build_atomically(p, build_tiny_random)
         return p
     raise InputError(f"unknown builtin model {name!r}; known: {BUILTIN_MODELS}")

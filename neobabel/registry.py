@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Literal
@@ -25,6 +26,8 @@ from neobabel.errors import InputError, ModelNotAvailableError
 from neobabel.modelfolder import GenerationDefaults
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+logger = logging.getLogger(__name__)
 
 
 class ComponentRef(BaseModel):
@@ -139,6 +142,8 @@ def resolve_ref(ref: ComponentRef, role: str, preset: str, allow_download: bool 
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     skip = None if allow_pickle else list(PICKLE_PATTERNS)
+    if allow_download:
+        logger.info("fetching %s (%s of model %r) unless the Hugging Face cache has it", ref.describe(), role, preset)
     try:
         return Path(snapshot_download(ref.repo, revision=ref.revision, local_files_only=not allow_download,
                                       ignore_patterns=skip))

@@ -14,10 +14,9 @@ import torch
 # The builders the built-in `tiny-random` model needs live in the library; re-exported here,
 # where tests and users' CI look for fixture builders.
 from neobabel.builtins import (  # noqa: F401
-    FIXTURE_CORPUS, build_clip_tokenizer, build_tiny_sd, build_tiny_tower_model, build_xlmr_encoder,
-    tiny_scheduler, tiny_unet, tiny_vae,
+    FIXTURE_CORPUS, _clip_text_config, _rmtree, build_clip_tokenizer, build_tiny_sd, build_tiny_tower_model,
+    build_xlmr_encoder, tiny_scheduler, tiny_unet, tiny_vae,
 )
-from neobabel.builtins import _clip_text_config, _rmtree
 
 
 def build_tiny_sdxl(path: str | Path, seed: int = 0) -> Path:
