@@ -3,7 +3,7 @@
 For every image row of a run directory's ``generations.parquet`` (key, prompt_id, subject,
 lang, formulation, text, path), :func:`compute_alignment` embeds the image and two texts with
 one CLIP model (transformers ``CLIPModel``, loaded offline like the ``clip`` classifier:
-:func:`magbig.classify.resolve_clip_model` / :func:`magbig.classify.load_clip_model`) and
+:mod:`neobabel.scorers.clip`) and
 stores, in ``alignment.parquet``:
 
 ``clip_cos_own``
@@ -58,8 +58,13 @@ from typing import Any
 
 import polars as pl
 
+from magbig.rundata import open_run, read_units
+from neobabel._logging import ProgressBar
+from neobabel.devices import torch_device
 from neobabel.errors import InputError
 from neobabel.runs import PathOutsideRunError, atomic_write_parquet, clean_temp_files, resolve_in_run
+from neobabel.scorers.clip import CLIP_DEFAULT_MODEL, ClipEncoder, load_clip_model, resolve_clip_model
+from neobabel.weights import weights_record
 
 __all__ = [
     "ALIGNMENT_COLUMNS",
@@ -191,39 +196,20 @@ def _model_identity(model_ref: str, folder: Path) -> tuple[str, str]:
 
 
 class _Scorer:
-    """One CLIP model; normalized text embeddings cached per unique text."""
+    """One CLIP model; normalized text embeddings and token counts cached per unique text."""
 
-    def __init__(self, model, processor, device):
-        self.model, self.processor, self.device = model, processor, device
-        tok = processor.tokenizer
-        limits = [getattr(tok, "model_max_length", None),
-                  getattr(model.config.text_config, "max_position_embeddings", None)]
-        self.max_tokens = min(int(v) for v in limits if isinstance(v, int) and 0 < v < 10**6)
+    def __init__(self, clip: ClipEncoder):
+        self.clip = clip
+        self.max_tokens = clip.max_tokens
         self._text: dict[str, Any] = {}
         self._tokens: dict[str, int] = {}
 
     def encode_texts(self, texts: Iterable[str], batch_size: int) -> None:
-        import torch
-        from transformers.utils import logging as hf_logging
-
-        from magbig.classify import _pooled
-
         todo = [t for t in dict.fromkeys(texts) if t is not None and t not in self._text]
-        tok = self.processor.tokenizer
         for start in range(0, len(todo), batch_size):
             chunk = todo[start:start + batch_size]
-            old = hf_logging.get_verbosity()
-            hf_logging.set_verbosity_error()  # "sequence longer than 77" is recorded, not printed
-            try:
-                lengths = [len(ids) for ids in tok(chunk)["input_ids"]]
-            finally:
-                hf_logging.set_verbosity(old)
-            enc = tok(chunk, padding=True, truncation=True, max_length=self.max_tokens,
-                      return_tensors="pt").to(self.device)
-            with torch.inference_mode():
-                feats = _pooled(self.model.get_text_features(**enc)).float()
-                feats = feats / feats.norm(dim=-1, keepdim=True)
-            for t, n, f in zip(chunk, lengths, feats):
+            counts = self.clip.token_counts(chunk)
+            for t, n, f in zip(chunk, counts, self.clip.encode_texts(chunk)):
                 self._text[t] = f
                 self._tokens[t] = n
 
@@ -234,15 +220,7 @@ class _Scorer:
         return self._text[text]
 
     def encode_images(self, images: list) -> Any:
-        import torch
-
-        from magbig.classify import _pooled
-
-        with torch.inference_mode():
-            pixels = self.processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
-            pixels = pixels.to(self.device, self.model.dtype)
-            feats = _pooled(self.model.get_image_features(pixel_values=pixels)).float()
-            return feats / feats.norm(dim=-1, keepdim=True)
+        return self.clip.encode_images(images)
 
 
 def _read_run_image(run_dir: Path, rel_path: str | None):
@@ -284,21 +262,17 @@ def compute_alignment(run_dir: str | os.PathLike, model: str | os.PathLike | Non
     the scale, the English-text rule and the text-tower caveat under ``alignment`` in
     ``run.json``.
     """
-    from magbig.audit import _bar, _open_run
-    from magbig.classify import (
-        CLIP_DEFAULT_MODEL, ImageRefusedError, _torch_device, load_clip_model, resolve_clip_model,
-    )
-    from neobabel.weights import weights_record
+    from magbig.classify import ImageRefusedError
 
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
     if not isinstance(flush_every, int) or flush_every < 1:
         raise InputError(f"flush_every must be a positive integer, got {flush_every!r}")
-    run = _open_run(run_dir)
+    run = open_run(run_dir)
     model_ref = os.fspath(model) if model is not None else CLIP_DEFAULT_MODEL
     folder = resolve_clip_model(model_ref, revision)
     clip_model, clip_revision = _model_identity(model_ref, folder)
-    dev = _torch_device(device)
+    dev = torch_device(device)
 
     manifest = run.load_manifest()
     rows = list(manifest.select("key", "prompt_id", "subject", "lang", "formulation", "text", "path")
@@ -332,14 +306,14 @@ def compute_alignment(run_dir: str | os.PathLike, model: str | os.PathLike | Non
         en = english_texts(rows, prompts_source)
         en_of = {(r["key"], r["prompt_id"]): e for r, e in zip(rows, en)}
         net, processor = load_clip_model(folder, dev, allow_pickle)
-        scorer = _Scorer(net, processor, dev)
+        scorer = _Scorer(ClipEncoder(net, processor, dev))
         by_key: dict[str, list[dict]] = {}
         for r in todo:
             by_key.setdefault(r["key"], []).append(r)
         keys = list(by_key)
         batches = 0
         try:
-            with _bar(progress, len(keys), "CLIP alignment") as advance:
+            with ProgressBar(progress, len(keys), "CLIP alignment") as advance:
                 for start in range(0, len(keys), batch_size):
                     chunk = keys[start:start + batch_size]
                     members = [r for k in chunk for r in by_key[k]]
@@ -437,9 +411,7 @@ def alignment_for_report(run_dir: str | os.PathLike) -> pl.DataFrame | None:
     (``units.parquet`` ``in_audit``) with their subject/lang/formulation as the audit
     frame has them, rows without any cosine dropped. An unreadable file is a warning on
     stderr (the report is built without the section), not an error."""
-    from magbig.audit import _open_run, _units
-
-    run = _open_run(run_dir)
+    run = open_run(run_dir)
     try:
         df = read_alignment(run.path)
     except InputError as e:  # the bias report does not depend on it: say so and go on
@@ -455,7 +427,7 @@ def alignment_for_report(run_dir: str | os.PathLike) -> pl.DataFrame | None:
         ident = tuple(idents.row(0)[:2])
     df = df.filter((pl.col("clip_model") == ident[0]) & (pl.col("clip_revision") == ident[1]))
     df = df.filter(pl.col("clip_cos_own").is_not_null() | pl.col("clip_cos_en").is_not_null())
-    units = _units(run).filter(pl.col("in_audit")).select(
+    units = read_units(run).filter(pl.col("in_audit")).select(
         "key", "prompt_id", "subject", "lang", "formulation").unique(subset=["key", "prompt_id"])
     out = units.join(df.select("key", "prompt_id", "clip_model", "clip_cos_en", "clip_cos_own"),
                      on=["key", "prompt_id"], how="inner")

@@ -56,6 +56,9 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from magbig.rundata import open_run as _open_run
+from magbig.rundata import read_units as _units
+from neobabel._logging import ProgressBar as _bar
 from neobabel.configfile import read_yaml_mapping, resolve_config, validate_spec
 from neobabel.errors import InputError
 from neobabel.runs import (
@@ -431,35 +434,6 @@ class LabelStore:
         return set(df["key"].to_list())
 
 
-class _bar:
-    """A rich progress bar (no-op when disabled)."""
-
-    def __init__(self, enabled: bool, total: int, what: str):
-        self.enabled, self.total, self.what = enabled and total > 0, total, what
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda n: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._p = Progress(TextColumn(self.what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                           console=_stderr_console())
-        self._p.__enter__()
-        task = self._p.add_task(self.what, total=self.total)
-        return lambda n: self._p.advance(task, n)
-
-    def __exit__(self, *exc):
-        if hasattr(self, "_p"):
-            self._p.__exit__(*exc)
-        return False
-
-
-def _stderr_console():
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
 def label_images(run: RunDir, store: LabelStore, classifier, rows: Sequence[dict], *,
                  overwrite: bool = False, progress: bool = False) -> int:
     """Classify the manifest ``rows`` not yet labelled by ``classifier`` (same name and
@@ -498,17 +472,6 @@ def label_images(run: RunDir, store: LabelStore, classifier, rows: Sequence[dict
 
 # --------------------------------------------------------------------------------------------
 # running an audit
-
-
-def _open_run(run_dir: str | os.PathLike) -> RunDir:
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise InputError(f"run directory {path} not found; pass the --out folder of `magbig audit`")
-    run = RunDir(path)
-    if not run.manifest_path.is_file():
-        raise InputError(f"{path} is not a run directory (no generations.parquet); pass the --out folder "
-                         "of `magbig audit` or `neobabel generate`")
-    return run
 
 
 def _update_run_json(run: RunDir, **fields) -> dict:
@@ -646,21 +609,6 @@ def _run_locked(spec: AuditSpec, run: RunDir, ps, classifiers, pipe, params, par
 
 # --------------------------------------------------------------------------------------------
 # after the run: frames, relabel, report, compare
-
-
-def _units(run: RunDir) -> pl.DataFrame:
-    path = run.path / "units.parquet"
-    if path.is_file():
-        return pl.read_parquet(path)
-    # A run made by `neobabel generate`: every image is in the audit.
-    m = run.load_manifest()
-    return m.select(
-        "prompt_id",
-        pl.coalesce(pl.col("subject"), pl.col("prompt_id")).alias("subject"), "lang",
-        pl.coalesce(pl.col("formulation"), pl.lit("unspecified")).alias("formulation"), "text",
-        pl.lit(None, pl.Int64).alias("slot"), pl.lit(0, pl.Int64).alias("attempt"), "seed", "key",
-        pl.lit(True).alias("in_audit"),
-    )
 
 
 def classifier_names(run_dir: str | os.PathLike) -> list[str]:

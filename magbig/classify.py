@@ -40,7 +40,6 @@ import contextlib
 import hashlib
 import math
 import os
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,7 +49,11 @@ import numpy as np
 import polars as pl
 from PIL import Image
 
+from neobabel.devices import torch_device
 from neobabel.errors import InputError, ModelNotAvailableError
+from neobabel.scorers.clip import (  # noqa: F401  (re-exported: public names of this module)
+    CLIP_DEFAULT_MODEL, CLIP_DEFAULT_REVISION, ClipEncoder, load_clip_model, resolve_clip_model,
+)
 
 __all__ = [
     "CLASSIFIERS",
@@ -213,20 +216,6 @@ def _fingerprint_file(path: Path, chunk: int = 1 << 20) -> str:
             fh.seek(size - chunk)
             h.update(fh.read(chunk))
     return h.hexdigest()[:16]
-
-
-def _torch_device(device: str | None):
-    import torch
-
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise InputError(f"unknown device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {device!r} asked for but CUDA is not available; use device='cpu'")
-    return dev
 
 
 # --------------------------------------------------------------------------------------------
@@ -474,7 +463,7 @@ class DeepFaceClassifier(Classifier):
         known = sorted(modeling.AVAILABLE_MODELS["face_detector"]) + ["skip"]
         if self.detector_backend not in known:
             raise InputError(f"unknown deepface detector {detector_backend!r}; use one of {', '.join(known)}")
-        self.device = _torch_device(device)
+        self.device = torch_device(device)
         with _deepface_offline(self.home):
             if self.detector_backend != "skip":
                 try:  # build (and cache) the detector now: missing files fail here, not per image
@@ -557,11 +546,6 @@ class DeepFaceClassifier(Classifier):
 # CLIP
 # --------------------------------------------------------------------------------------------
 
-CLIP_DEFAULT_MODEL = "openai/clip-vit-large-patch14"
-# The snapshot with model.safetensors, as it appears in public Hugging Face caches
-# (models--openai--clip-vit-large-patch14/snapshots/32bd6428...). Not re-verified against the
-# Hub from here (no network): check with `hf download openai/clip-vit-large-patch14 --revision`.
-CLIP_DEFAULT_REVISION = "32bd64288804d66eefd0ccbe215aa642df71cc41"
 MAGBIG_MALE_TEXTS = ("man, male, masculine",)
 MAGBIG_FEMALE_TEXTS = ("woman, female, feminine",)
 
@@ -573,81 +557,6 @@ def _texts(value: str | Iterable[str], what: str) -> tuple[str, ...]:
     if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
         raise InputError(f"{what} must be a non-empty string or list of non-empty strings, got {value!r}")
     return texts
-
-
-def _is_hub_id(s: str) -> bool:
-    return re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", s) is not None and not s.startswith(".")
-
-
-def resolve_clip_model(model: str | os.PathLike = CLIP_DEFAULT_MODEL, revision: str | None = None) -> Path:
-    """The local folder of a CLIP model: ``model`` itself when it is a folder, else the
-    snapshot of hub id ``model`` (at ``revision``; pinned for :data:`CLIP_DEFAULT_MODEL`) in
-    the local Hugging Face cache. Never downloads: InputError (ModelNotAvailableError) naming
-    the model and how to provide it. Shared by the ``clip`` backend and :mod:`magbig.alignment`.
-    """
-    model = os.fspath(model)
-    p = Path(os.path.expanduser(model))
-    if p.is_dir():
-        return p
-    if p.exists() or not _is_hub_id(model):
-        raise InputError(
-            f"CLIP model folder {model!r} does not exist; pass a folder with config.json, the "
-            f"weights, the tokenizer and preprocessor_config.json, or a hub id like {CLIP_DEFAULT_MODEL!r}")
-    if revision is None and model == CLIP_DEFAULT_MODEL:
-        revision = CLIP_DEFAULT_REVISION
-    from huggingface_hub import constants, snapshot_download
-
-    try:
-        return Path(snapshot_download(model, revision=revision, local_files_only=True))
-    except Exception:
-        rev = f" --revision {revision}" if revision else ""
-        raise ModelNotAvailableError(
-            f"CLIP model {model}{'@' + revision if revision else ''} is not in the local Hugging "
-            f"Face cache ({constants.HF_HUB_CACHE}); nothing is downloaded at run time. On a "
-            f"machine with internet run `hf download {model}{rev}` and point HF_HOME at that "
-            "cache, or pass model=PATH to a local folder saved with save_pretrained") from None
-
-
-def load_clip_model(folder: str | os.PathLike, device: Any = "cpu", allow_pickle: bool = False):
-    """``(CLIPModel in eval mode on device, CLIPProcessor)`` from a local folder (see
-    :func:`resolve_clip_model`), with local_files_only and transformers' logging muted.
-    A folder that does not hold a loadable model is an InputError (ModelNotAvailableError).
-    Weights load from ``model.safetensors`` only, unless ``allow_pickle`` (neobabel.weights)."""
-    from transformers import CLIPModel, CLIPProcessor
-    from transformers.utils import logging as hf_logging
-
-    from neobabel.weights import reading_pickle, weights_kwargs
-
-    if not hasattr(device, "type"):
-        device = _torch_device(device)
-    weights_kw = {"use_safetensors": True}
-    if (Path(folder) / "config.json").is_file():  # without it, transformers says what is missing
-        try:
-            weights_kw = weights_kwargs(folder, "transformers", allow_pickle)  # refuses before loading
-        except InputError as exc:
-            raise ModelNotAvailableError(f"cannot load a CLIP model from {folder}: {exc}") from None
-    old, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        with reading_pickle(weights_kw["use_safetensors"], folder):
-            model = CLIPModel.from_pretrained(folder, local_files_only=True, **weights_kw).to(device).eval()
-        # Without torchvision, CLIPProcessor picks the PIL image processor
-        # (CLIPImageProcessorPil in transformers 5.x): same resize/crop/normalize.
-        processor = CLIPProcessor.from_pretrained(folder, local_files_only=True)
-    except InputError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise ModelNotAvailableError(
-            f"cannot load a CLIP model and processor from {folder} "
-            f"({' '.join(str(exc).split())[:200]}); the folder needs config.json, the weights, "
-            "the tokenizer files and preprocessor_config.json (save_pretrained of CLIPModel and "
-            "CLIPProcessor)") from None
-    finally:
-        hf_logging.set_verbosity(old)
-        if bars:
-            hf_logging.enable_progress_bar()
-    return model, processor
 
 
 class ClipClassifier(Classifier):
@@ -679,7 +588,7 @@ class ClipClassifier(Classifier):
             raise InputError(f"template must contain '{{}}' exactly once, got {template!r}")
         self.template = template
         self.face_filter = bool(face_filter)
-        self.device = _torch_device(device)
+        self.device = torch_device(device)
         self.model_ref = os.fspath(model)
         self.revision = revision
         self.folder = self._resolve(self.model_ref, revision)
@@ -697,11 +606,12 @@ class ClipClassifier(Classifier):
     def _load(self) -> None:
         import torch
 
-        self.model, self.processor = load_clip_model(self.folder, self.device, self.allow_pickle)
+        model, processor = load_clip_model(self.folder, self.device, self.allow_pickle)
+        self._clip = ClipEncoder(model, processor, self.device)
         with torch.inference_mode():
             self._text = torch.stack(  # (2, d): male, female
                 [self._class_embedding(self.male_texts), self._class_embedding(self.female_texts)])
-            self._scale = self.model.logit_scale.exp().float()
+            self._scale = self._clip.logit_scale
         if self.face_filter:
             import cv2
 
@@ -715,10 +625,7 @@ class ClipClassifier(Classifier):
     def _class_embedding(self, texts: tuple[str, ...]):
         import torch
 
-        tok = self.processor.tokenizer([self.template.format(t) for t in texts], padding=True,
-                                       truncation=True, return_tensors="pt").to(self.device)
-        feats = _pooled(self.model.get_text_features(**tok)).float()
-        feats = feats / feats.norm(dim=-1, keepdim=True)
+        feats = self._clip.encode_texts([self.template.format(t) for t in texts])
         mean = feats.mean(dim=0)
         return mean / torch.linalg.vector_norm(mean)
 
@@ -755,10 +662,7 @@ class ClipClassifier(Classifier):
         import torch
 
         with torch.inference_mode():
-            pixels = self.processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
-            pixels = pixels.to(self.device, self.model.dtype)
-            feats = _pooled(self.model.get_image_features(pixel_values=pixels)).float()
-            feats = feats / feats.norm(dim=-1, keepdim=True)
+            feats = self._clip.encode_images(images)
             logits = self._scale * feats @ self._text.T  # (n, 2): male, female
             return torch.softmax(logits, dim=-1)[:, 1].cpu().double().numpy()
 
@@ -789,12 +693,6 @@ class ClipClassifier(Classifier):
                 else:
                     rows[i] = _scored(keys[i], self.name, faces[i], float(p), self.uncertain_margin)
         return rows
-
-
-def _pooled(out):
-    """transformers 5 returns a BaseModelOutputWithPooling from get_*_features (projected
-    embeddings in ``pooler_output``); 4.x returned the tensor itself."""
-    return out if hasattr(out, "shape") else out.pooler_output
 
 
 # --------------------------------------------------------------------------------------------

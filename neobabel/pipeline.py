@@ -14,7 +14,6 @@ image depends only on (model, text, lang, seed, params), never on batch size or 
 
 from __future__ import annotations
 
-import copy
 import inspect
 import json
 import math
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from neobabel import __version__
+from neobabel._logging import quiet_transformers
 from neobabel.backbones import (
     SCHEDULERS, assemble, check_prediction, check_steps, detect_family, load_backbone, set_attention_backend,
     set_scheduler,
@@ -32,15 +31,12 @@ from neobabel.backbones import (
 from neobabel.errors import InputError
 from neobabel.invariance import batch_invariant
 from neobabel.languages import normalize_lang
-from neobabel.registry import (
-    GenerationDefaults, folder_fingerprint, get_preset, preset_revision, quiet_transformers,
-    resolve_ref,
+from neobabel.modelfolder import (
+    PIPELINE_CONFIG, GenerationDefaults, read_pipeline_config, save_tower_model, write_pipeline_config,
 )
+from neobabel.registry import folder_fingerprint, get_preset, preset_revision, resolve_ref
 from neobabel.tower import MultilingualTower
 from neobabel.weights import reading_pickle, weights_kwargs, weights_record
-
-PIPELINE_CONFIG = "babel_pipeline.json"
-FORMAT = "neobabel.BabelPipeline"
 
 
 @dataclass(frozen=True)
@@ -173,7 +169,7 @@ class BabelPipeline:
         name = name or path.name
         revision = revision or folder_fingerprint(path)
         if (path / PIPELINE_CONFIG).is_file():
-            cfg = _read_pipeline_config(path)
+            cfg = read_pipeline_config(path)
             defaults = defaults or GenerationDefaults(**cfg.get("defaults", {}))
             name = explicit_name or cfg.get("name", name)
             if cfg["mode"] == "native":
@@ -217,23 +213,14 @@ class BabelPipeline:
     def save_pretrained(self, path: str | Path, dtype: torch.dtype | None = None) -> None:
         """A folder that `from_pretrained` (and `--model PATH`) loads: config + components."""
         path = Path(path)
+        if self.mode == "tower":
+            save_tower_model(path, self.pipe, self.tower, name=self.name, family=self.family,
+                             defaults=self.defaults, dtype=dtype)
+            return
         path.mkdir(parents=True, exist_ok=True)
-        if self.mode == "native":
-            self.pipe.save_pretrained(path)
-        else:
-            for comp in ("unet", "vae"):
-                module = getattr(self.pipe, comp)
-                if dtype is not None:
-                    # Convert a copy: .to() would change the live model, and diffusers'
-                    # save_pretrained has no state_dict argument (it would be ignored).
-                    module = copy.deepcopy(module).to(dtype)
-                module.save_pretrained(path / comp)
-            self.pipe.scheduler.save_pretrained(path / "scheduler")
-            self.tower.save_pretrained(path / "tower", dtype=dtype)
-        cfg = {"format": FORMAT, "format_version": 1, "name": self.name, "mode": self.mode,
-               "family": self.family, "defaults": self.defaults.model_dump(),
-               "neobabel_version": __version__}
-        (path / PIPELINE_CONFIG).write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
+        self.pipe.save_pretrained(path)
+        write_pipeline_config(path, name=self.name, mode=self.mode, family=self.family,
+                              defaults=self.defaults)
 
     def to(self, device: str | torch.device) -> BabelPipeline:
         self.device = torch.device(device)
@@ -334,16 +321,6 @@ class BabelPipeline:
             accepted = inspect.signature(self.pipe.__call__).parameters
             kwargs = {k: v for k, v in kwargs.items() if k in accepted}
         return list(self.pipe(**kwargs).images)
-
-
-def _read_pipeline_config(path: Path) -> dict:
-    try:
-        cfg = json.loads((path / PIPELINE_CONFIG).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path / PIPELINE_CONFIG} is not valid JSON ({e.msg}); re-save the model") from None
-    if cfg.get("format") != FORMAT or cfg.get("mode") not in ("tower", "native"):
-        raise InputError(f"{path / PIPELINE_CONFIG} is not a BabelPipeline config (format/mode missing)")
-    return cfg
 
 
 def _native_weights_kwargs(path: Path, index: dict, skip: set[str], allow_pickle: bool) -> dict:

@@ -11,20 +11,23 @@ and how to provide it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from neobabel.builtins import BUILTIN_MODELS, builtin_model_path, cache_home, world_weights_path
 from neobabel.configfile import read_yaml_mapping, shipped_configs, validate_spec
 from neobabel.errors import InputError, ModelNotAvailableError
+from neobabel.modelfolder import GenerationDefaults
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-BUILTIN_MODELS = ("world", "tiny-random")
+
+logger = logging.getLogger(__name__)
 
 
 class ComponentRef(BaseModel):
@@ -51,16 +54,6 @@ class ComponentRef(BaseModel):
         if self.repo:
             return f"{self.repo}@{self.revision[:12]}"
         return self.path or f"builtin:{self.builtin}"
-
-
-class GenerationDefaults(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    steps: int = 25
-    guidance: float = 7.5
-    width: int = 512
-    height: int = 512
-    scheduler: str | None = None
-    negative_prompt: str = ""
 
 
 class TowerRef(BaseModel):
@@ -149,6 +142,8 @@ def resolve_ref(ref: ComponentRef, role: str, preset: str, allow_download: bool 
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     skip = None if allow_pickle else list(PICKLE_PATTERNS)
+    if allow_download:
+        logger.info("fetching %s (%s of model %r) unless the Hugging Face cache has it", ref.describe(), role, preset)
     try:
         return Path(snapshot_download(ref.repo, revision=ref.revision, local_files_only=not allow_download,
                                       ignore_patterns=skip))
@@ -184,44 +179,6 @@ def is_available(preset: ModelPreset) -> tuple[bool, str]:
     return (not missing, "; ".join(missing) if missing else "local")
 
 
-# -- built-in models ------------------------------------------------------------------------
-
-def cache_home() -> Path:
-    return Path(os.environ.get("NEOBABEL_CACHE", Path.home() / ".cache" / "neobabel")).expanduser()
-
-
-def world_weights_path() -> Path:
-    return Path(__file__).resolve().parent / "world" / "weights"
-
-
-def builtin_model_path(name: str) -> Path:
-    if name == "world":
-        p = world_weights_path()
-        if not p.is_dir():
-            raise ModelNotAvailableError(
-                "the embedded world model is not shipped in this version; use --model tiny-random "
-                "(untrained fixture) or a local model folder")
-        return p
-    if name == "tiny-random":
-        # Built offline on first use from the test fixtures: random weights, noise images.
-        p = cache_home() / "fixtures" / "tiny-random-v1"
-        if not (p / "babel_pipeline.json").is_file():
-            from neobabel.testing import build_tiny_babel
-
-            tmp = p.with_name(p.name + f".tmp-{os.getpid()}")
-            with quiet_transformers():
-                build_tiny_babel(tmp, family="sd")
-            tmp.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.replace(tmp, p)
-            except OSError:  # another process built it first
-                import shutil
-
-                shutil.rmtree(tmp, ignore_errors=True)
-        return p
-    raise InputError(f"unknown builtin model {name!r}; known: {BUILTIN_MODELS}")
-
-
 # -- identity -------------------------------------------------------------------------------
 
 def folder_fingerprint(folder: Path, chunk: int = 1 << 20) -> str:
@@ -255,23 +212,3 @@ def preset_revision(preset: ModelPreset) -> str:
         if ref is not None and ref.path and _ref_path(ref).is_dir():
             h.update(folder_fingerprint(_ref_path(ref)).encode())
     return h.hexdigest()[:16]
-
-
-@contextlib.contextmanager
-def quiet_transformers():
-    """Silence load reports and progress bars while loading weights (errors still raise)."""
-    import diffusers
-    import transformers
-
-    old = transformers.logging.get_verbosity(), diffusers.utils.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
-    diffusers.utils.logging.set_verbosity_error()
-    diffusers.utils.logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        transformers.logging.set_verbosity(old[0])
-        transformers.logging.enable_progress_bar()
-        diffusers.utils.logging.set_verbosity(old[1])
-        diffusers.utils.logging.enable_progress_bar()

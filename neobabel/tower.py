@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from neobabel._logging import quiet_transformers
 from neobabel.errors import InputError
 from neobabel.weights import reading_pickle, weights_kwargs
 
@@ -145,8 +146,6 @@ def _encoder_weights_kwargs(source, revision, local_files_only: bool, allow_pick
 def _load_encoder(source: str | Path, revision: str | None, local_files_only: bool, dtype=None,
                   allow_pickle: bool = False):
     from transformers import AutoConfig, AutoModel, AutoTokenizer
-
-    from neobabel.registry import quiet_transformers
 
     weights_kw = _encoder_weights_kwargs(source, revision, local_files_only, allow_pickle)
     with quiet_transformers():

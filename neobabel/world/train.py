@@ -559,8 +559,8 @@ def sampling_scheduler(prediction_type: str):
 
 def export(cfg, out: Path, tower, unet, vae, ema, export_to, step: int, seconds: float) -> Path:
     from neobabel.backbones import assemble
+    from neobabel.modelfolder import GenerationDefaults
     from neobabel.pipeline import BabelPipeline
-    from neobabel.registry import GenerationDefaults
 
     tower.load_state_dict({k[len("tower."):]: v for k, v in ema.items() if k.startswith("tower.")})
     unet.load_state_dict({k[len("unet."):]: v for k, v in ema.items() if k.startswith("unet.")})

@@ -1,0 +1,122 @@
+"""Library logging: quiet by default, rich output only where a CLI asks for it.
+
+Library modules log through ``logging.getLogger(__name__)``; nothing here prints. The
+``neobabel`` and ``magbig`` root loggers carry a NullHandler, so a program that imports the
+library and configures no logging sees nothing (Python's last-resort handler would otherwise
+print warnings to stderr). The CLIs call :func:`configure_cli_logging` with their -v/-q count.
+
+Also here: muting the chatty Hugging Face libraries while weights load, and the one rich
+progress bar.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+LIBRARY_LOGGERS = ("neobabel", "magbig")
+# Marks the handler configure_cli_logging installs, so calling it again replaces it.
+_CLI_HANDLER_FLAG = "_neobabel_cli_handler"
+
+
+def _install_null_handlers() -> None:
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+            logger.addHandler(logging.NullHandler())
+
+
+_install_null_handlers()
+
+
+def cli_log_level(verbosity: int) -> int:
+    """-q (negative): errors only; default (0): warnings; -v: info; -vv and more: debug."""
+    if verbosity < 0:
+        return logging.ERROR
+    return {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+
+
+def configure_cli_logging(verbosity: int = 0) -> None:
+    """Send the library loggers to stderr through rich, at the level -v/-q ask for.
+
+    Idempotent: a second call replaces the handler the first installed (tests and
+    in-process CLI runs call it repeatedly)."""
+    # rich loads only in CLI processes; the library itself never needs it.
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    level = cli_log_level(verbosity)
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        for h in [h for h in logger.handlers if getattr(h, _CLI_HANDLER_FLAG, False)]:
+            logger.removeHandler(h)
+        handler = RichHandler(console=Console(stderr=True), show_time=False, show_path=False)
+        setattr(handler, _CLI_HANDLER_FLAG, True)
+        logger.addHandler(handler)
+        logger.setLevel(level)
+
+
+# -- Hugging Face libraries -------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _muted(hf_logging):
+    """Errors only and no progress bars in one HF library's logging module, restored after."""
+    old, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(old)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+@contextlib.contextmanager
+def muted_transformers():
+    """transformers' load reports, warnings and progress bars off (errors still raise)."""
+    # transformers loads only where a model is about to be loaded anyway.
+    from transformers.utils import logging as hf_logging
+
+    with _muted(hf_logging):
+        yield
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Silence transformers' and diffusers' load reports and progress bars while loading
+    weights (errors still raise)."""
+    # diffusers is heavy; only the model-loading paths that use it get here.
+    from diffusers.utils import logging as diffusers_logging
+
+    with muted_transformers(), _muted(diffusers_logging):
+        yield
+
+
+# -- progress ---------------------------------------------------------------------------------
+
+class ProgressBar:
+    """A rich progress bar on stderr; a no-op when disabled or there is nothing to do.
+
+    ``with ProgressBar(enabled, total, "what") as advance: advance(n)``."""
+
+    def __init__(self, enabled: bool, total: int, what: str):
+        self.enabled, self.total, self.what = enabled and total > 0, total, what
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda n: None
+        # rich loads only when a bar is shown.
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._p = Progress(TextColumn(self.what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                           console=Console(stderr=True))
+        self._p.__enter__()
+        task = self._p.add_task(self.what, total=self.total)
+        return lambda n: self._p.advance(task, n)
+
+    def __exit__(self, *exc):
+        if hasattr(self, "_p"):
+            self._p.__exit__(*exc)
+        return False
