@@ -25,7 +25,7 @@ def imported_modules(name: str, source: str, is_package: bool = False) -> set[st
     """Every module `source` imports, anywhere in it (``from a import b`` counts as a and a.b)."""
     package = name if is_package else name.rpartition(".")[0]
     found = set()
-    for node in ast.walk(ast.parse(source)):
+    for node in _runtime_nodes(ast.parse(source)):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
@@ -33,6 +33,21 @@ def imported_modules(name: str, source: str, is_package: bool = False) -> set[st
             found.add(base)
             found |= {f"{base}.{alias.name}" for alias in node.names}
     return found
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _runtime_nodes(tree: ast.AST):
+    """Every node except those under `if TYPE_CHECKING:` (type hints are not dependencies at run time)."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            yield from (n for child in node.orelse for n in [child, *_runtime_nodes(child)])
+            continue
+        yield node
+        yield from _runtime_nodes(node)
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -79,6 +94,8 @@ def test_the_import_scanner_sees_local_relative_and_from_imports():
     found = imported_modules("neobabel.world.render", src)
     assert {"a.b", "neobabel.testing", "neobabel.world.spec", "magbig.testing"} <= found
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    hinted = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from magbig.reporting.model import Report\n"
+    assert "magbig.reporting.model" not in imported_modules("magbig.reporting.html", hinted)
     assert cycles({"a": {"b"}, "b": set()}) == []
 
 
