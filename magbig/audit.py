@@ -422,33 +422,11 @@ class LabelStore:
         return set(df["key"].to_list())
 
 
-class _bar:
-    """A rich progress bar (no-op when disabled)."""
+def _bar(enabled: bool, total: int, what: str):
+    """The project's progress display (neobabel.progress): a bar on a terminal, lines in a log."""
+    from neobabel.progress import progress_bar
 
-    def __init__(self, enabled: bool, total: int, what: str):
-        self.enabled, self.total, self.what = enabled and total > 0, total, what
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda n: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._p = Progress(TextColumn(self.what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                           console=_stderr_console())
-        self._p.__enter__()
-        task = self._p.add_task(self.what, total=self.total)
-        return lambda n: self._p.advance(task, n)
-
-    def __exit__(self, *exc):
-        if hasattr(self, "_p"):
-            self._p.__exit__(*exc)
-        return False
-
-
-def _stderr_console():
-    from rich.console import Console
-
-    return Console(stderr=True)
+    return progress_bar(what, total, enabled=enabled, unit="img")
 
 
 def label_images(run: RunDir, store: LabelStore, classifier, rows: Sequence[dict], *,

@@ -93,6 +93,12 @@ def _rng(seed: int, key: tuple) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(repr(tuple(key)).encode("utf-8"))])
 
 
+def _group_rng(seed: int, keys: Sequence[str], key: tuple) -> np.random.Generator:
+    # The model's name is a label, not data: the same labels must give the same intervals
+    # whether the table names its model (a run's report) or not (`magbig stats` on its labels).
+    return _rng(seed, tuple(v for name, v in zip(keys, key, strict=True) if name != "model"))
+
+
 def _present(df: pl.DataFrame, cols: Sequence[str] | None) -> list[str]:
     return [c for c in (cols or ()) if c in df.columns]
 
@@ -535,7 +541,7 @@ def aggregate(
             row.update({f"mean_{name}{x}": math.nan for x in ("", "_low", "_high")})
         row.update(mean_abs_dev_raw=math.nan, mean_noise_floor=math.nan, interval_note=None)
         if len(n):
-            rng = _rng(seed, key)
+            rng = _group_rng(seed, keys, key)
             p_est, p_lo, p_hi, p_note = _mean_share_interval(k, n, n_boot, rng, scheme, confidence)
             d_est, d_lo, d_hi, d_note = _mean_abs_dev_interval(k, n, scheme, confidence)
             row.update(mean_p_female=p_est, mean_p_female_low=p_lo, mean_p_female_high=p_hi,
@@ -811,7 +817,7 @@ def expected_max_unfairness(
         if s == 0:
             row.update(exp_max_l1=math.nan, exp_max_l1_std=math.nan, exp_max_l1_mcse=math.nan)
         else:
-            rng = _rng(seed, key)
+            rng = _group_rng(seed, keys, key)
             # Draw `take` distinct subjects per simulated user: first columns of a random order.
             picks = np.argsort(rng.random((n_samples, s)), axis=1)[:, :take]
             k = rng.binomial(n_images, p[picks])
