@@ -242,6 +242,65 @@ def test_out_that_is_a_file_exits_2(cli, no_model_loading, tmp_path):
 PROGRESS_LINE = re.compile(r"^generating (\d+)/(\d+) \((\d+\.\d)%\) ([\d.]+|--) img/s")
 
 
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_plain_progress_lines_every_tenth_and_every_ten_seconds(capsys):
+    from neobabel.progress import progress_bar
+
+    clock = FakeClock()
+    with progress_bar("generating", 1000, terminal=False, clock=clock) as advance:
+        for _ in range(1000):
+            clock.now += 0.5  # 2 images/s
+            advance(1)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "generating 0/1000 (0.0%) -- img/s"
+    # 500 s of work: a line each 10 s (50) beats a line each tenth (10); plus start and end.
+    assert len(lines) == 1 + 49 + 1
+    assert lines[1] == "generating 20/1000 (2.0%) 2.00 img/s, ETA 8 min"
+    assert lines[-1] == "generating 1000/1000 (100.0%) 2.00 img/s, done in 8 min"
+
+
+def test_plain_progress_lines_on_each_tenth_when_work_is_fast(capsys):
+    from neobabel.progress import progress_bar
+
+    clock = FakeClock()
+    with progress_bar("labelling", 50, unit="img", terminal=False, clock=clock) as advance:
+        for _ in range(50):
+            clock.now += 0.01
+            advance(1)
+    lines = capsys.readouterr().err.splitlines()
+    assert [ln.split(" (")[0] for ln in lines] == ["labelling 0/50", *(f"labelling {i}/50" for i in range(5, 50, 5)),
+                                                   "labelling 50/50"]
+
+
+def test_the_rate_counts_from_the_callers_start(capsys):
+    from neobabel.progress import progress_bar, rate_text
+
+    clock = FakeClock()
+    started = clock.now
+    clock.now += 5.0  # e.g. planning the run before the first image
+    with progress_bar("generating", 10, terminal=False, clock=clock, started=started) as advance:
+        clock.now += 5.0
+        advance(10)
+    assert capsys.readouterr().err.splitlines()[-1].startswith(f"generating 10/10 (100.0%) {rate_text(10, 10.0, 'img')}")
+    assert rate_text(10, 10.0, "img") == "1.00 img/s"
+
+
+def test_progress_is_silent_when_disabled_or_empty(capsys):
+    from neobabel.progress import progress_bar
+
+    for bar in (progress_bar("x", 10, enabled=False, terminal=False), progress_bar("x", 0, terminal=False)):
+        with bar as advance:
+            advance(0)
+    assert capsys.readouterr().err == ""
+
+
 def test_generate_reports_progress_in_a_log_and_its_rate_matches_the_summary(cli, babel_sd_dir, tmp_path):
     code, out, err = cli("generate", "a cat", "-n", "3", *FAST, "--model", babel_sd_dir, "--out", tmp_path / "r")
     assert code == 0, err
