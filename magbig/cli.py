@@ -185,6 +185,7 @@ def _check_audit_before_loading(spec, out: Path, no_limits: bool) -> None:
     for c in spec.classifiers:  # building one may load weights: check the names first
         if c.name.strip().lower() not in CLASSIFIERS:
             raise InputError(f"unknown classifier {c.name!r}; use one of {', '.join(CLASSIFIERS)}")
+    preflight.check_device(spec.device)
     tries = spec.max_tries if spec.face_policy == "reject" else 1
     preflight.check_units(len(select_prompts(spec)), spec.n * tries, no_limits=no_limits)
     preflight.check_out_dir(out)

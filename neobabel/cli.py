@@ -150,6 +150,7 @@ def generate(
     preflight.check_units(len(rows), n, no_limits=no_limits)
     width, height = preflight.check_sampling(steps=steps, guidance=guidance, size=size, scheduler=scheduler,
                                              no_limits=no_limits)
+    preflight.check_device(device)
     preflight.check_out_dir(out if out is not None else Path("runs"))
     if device == "auto":
         import torch
@@ -260,6 +261,7 @@ def world_eval(
     preflight.check_count("--batch-size", batch_size, preflight.MAX_BATCH_SIZE, no_limits=no_limits)
     # The object suite alone is per_task scenes x tasks x languages, each -n times.
     preflight.check_units(per_task * len(TASKS) * len(lang_list or LANGUAGE_CODES), n, no_limits=no_limits)
+    preflight.check_device(device)
     preflight.check_out_dir(out)
     pipe = BabelPipeline.from_pretrained(model or default_model(), device=device)
     pipe.set_batch_invariant(not fast_batching)

@@ -97,6 +97,18 @@ def check_sampling(*, steps: int | None = None, guidance: float | None = None, s
     return parse_and_check_size(size, no_limits=no_limits)
 
 
+def check_device(device: str) -> None:
+    """A device torch can name (cpu, cuda, cuda:1, mps, ...) or auto; whether it exists is checked on load."""
+    if device == "auto":
+        return
+    import torch
+
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError(f"--device {device!r} is not a device; use cpu, cuda, cuda:N or auto") from None
+
+
 # -- output directories ------------------------------------------------------------------------
 
 def _nearest_existing(path: Path) -> Path:

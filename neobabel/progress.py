@@ -53,15 +53,20 @@ class progress_bar:
     """Context manager yielding `advance(n)`; a no-op when disabled or when there is nothing to do.
 
     `started`: the clock value (time.perf_counter) the rate counts from, when the caller's own
-    summary measures from an earlier point. `terminal`: force the rich bar (True) or the plain
-    lines (False); default: whether stderr is a terminal.
+    summary measures from an earlier point. `done`: work finished before (a resumed run): shown
+    in the counts, left out of the rate and the ETA. `detail`: extra text for each line (e.g.
+    the last loss). `terminal`: force the rich bar (True) or the plain lines (False); default:
+    whether stderr is a terminal.
     """
 
     def __init__(self, what: str, total: int, *, enabled: bool = True, unit: str = "img",
-                 every_seconds: float = 10.0, started: float | None = None,
-                 terminal: bool | None = None, clock: Callable[[], float] = time.perf_counter):
+                 every_seconds: float = 10.0, started: float | None = None, done: int = 0,
+                 detail: Callable[[], str] | None = None, terminal: bool | None = None,
+                 clock: Callable[[], float] = time.perf_counter):
         self.what, self.total, self.unit = what, int(total), unit
-        self.enabled = enabled and self.total > 0
+        self.done_before = int(done)
+        self.detail = detail
+        self.enabled = enabled and self.total > self.done_before
         self.every_seconds = every_seconds
         self.clock = clock
         self.started = started
@@ -69,7 +74,7 @@ class progress_bar:
         self.completed = 0
         self._rich = None
         self._last_line_at = 0.0
-        self._last_tenth = 0
+        self._last_tenth = (10 * self.done_before) // max(self.total, 1)
 
     # -- numbers shared by both displays ---------------------------------------------------
     def elapsed(self) -> float:
@@ -78,12 +83,15 @@ class progress_bar:
     def line(self) -> str:
         """'generating 120/3240 (3.7%) 2.10 img/s, ETA 25 min' (the plain display's line)."""
         elapsed = self.elapsed()
-        share = 100.0 * self.completed / self.total
-        text = f"{self.what} {self.completed}/{self.total} ({share:.1f}%) {rate_text(self.completed, elapsed, self.unit)}"
-        if self.completed >= self.total:
+        position = self.done_before + self.completed
+        share = 100.0 * position / self.total
+        text = f"{self.what} {position}/{self.total} ({share:.1f}%) {rate_text(self.completed, elapsed, self.unit)}"
+        if self.detail is not None:
+            text += f", {self.detail()}"
+        if position >= self.total:
             return f"{text}, done in {duration_text(elapsed)}"
         if self.completed > 0:
-            eta = elapsed / self.completed * (self.total - self.completed)
+            eta = elapsed / self.completed * (self.total - position)
             return f"{text}, ETA {duration_text(eta)}"
         return text
 
@@ -106,10 +114,11 @@ class progress_bar:
             progress, task = self._rich
             progress.advance(task, n)
             return
-        tenth = (10 * self.completed) // self.total
+        position = self.done_before + self.completed
+        tenth = (10 * position) // self.total
         if tenth > self._last_tenth or self.clock() - self._last_line_at >= self.every_seconds:
             self._last_tenth = tenth
-            if self.completed < self.total:  # the last line comes from __exit__
+            if position < self.total:  # the last line comes from __exit__
                 self._print_line()
 
     def __exit__(self, *exc) -> bool:
@@ -138,12 +147,13 @@ class progress_bar:
 
         class Rate(ProgressColumn):  # the cumulative rate, as in the summaries
             def render(self, task):
-                return Text(rate_text(bar.completed, bar.elapsed(), bar.unit))
+                text = rate_text(bar.completed, bar.elapsed(), bar.unit)
+                return Text(f"{text}, {bar.detail()}" if bar.detail is not None else text)
 
         progress = Progress(TextColumn(self.what), BarColumn(), MofNCompleteColumn(), Rate(),
                             TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True))
         progress.__enter__()
-        self._rich = (progress, progress.add_task(self.what, total=self.total))
+        self._rich = (progress, progress.add_task(self.what, total=self.total, completed=self.done_before))
 
 
 def progress_callback(what: str, *, enabled: bool = True, unit: str = "img") -> tuple[Callable[[int, int], None], Callable[[], None]]:

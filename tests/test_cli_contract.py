@@ -120,6 +120,7 @@ GENERATE_BAD = {
     "unknown scheduler": (["--scheduler", "bogus"], ["'bogus'", "ddim"]),
     "sampler needs more steps": (["--scheduler", "pndm", "--steps", "3"], ["--steps >= 4"]),
     "huge batch": (["--batch-size", "100000"], ["--batch-size"]),
+    "unknown device": (["--device", "tpu"], ["--device 'tpu'", "cpu, cuda"]),
 }
 
 
@@ -290,6 +291,23 @@ def test_the_rate_counts_from_the_callers_start(capsys):
         advance(10)
     assert capsys.readouterr().err.splitlines()[-1].startswith(f"generating 10/10 (100.0%) {rate_text(10, 10.0, 'img')}")
     assert rate_text(10, 10.0, "img") == "1.00 img/s"
+
+
+def test_resumed_work_counts_in_the_position_not_in_the_rate(capsys):
+    from neobabel.progress import progress_bar
+
+    clock = FakeClock()
+    loss = {"value": 0.5}
+    with progress_bar("training", 100, unit="step", done=60, terminal=False, clock=clock,
+                      detail=lambda: f"loss {loss['value']:.4f}") as advance:
+        for _ in range(40):
+            clock.now += 1.0
+            loss["value"] -= 0.01
+            advance(1)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "training 60/100 (60.0%) -- step/s, loss 0.5000"
+    assert lines[1] == "training 70/100 (70.0%) 1.00 step/s, loss 0.4000, ETA 30 s"
+    assert lines[-1] == "training 100/100 (100.0%) 1.00 step/s, loss 0.1000, done in 40 s"
 
 
 def test_progress_is_silent_when_disabled_or_empty(capsys):
