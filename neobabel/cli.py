@@ -27,7 +27,6 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-
 def version_option(package: str):
     """A `--version` option for a Typer app's callback: prints `PROG VERSION` and exits 0."""
 
@@ -248,9 +247,8 @@ def world_eval(
 ):
     """Score a model on the world with the exact detector: per-task, per-language accuracy."""
     from neobabel import preflight
-    from neobabel.languages import parse_langs
+    from neobabel.languages import LANGUAGE_CODES, parse_langs
     from neobabel.pipeline import BabelPipeline
-    from neobabel.languages import LANGUAGE_CODES
     from neobabel.world.evaluate import evaluate, format_table
     from neobabel.world.spec import TASKS
 
