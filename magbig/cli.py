@@ -180,8 +180,9 @@ def _check_audit_before_loading(spec, out: Path, no_limits: bool) -> None:
 
     preflight.check_count("n", spec.n, preflight.MAX_IMAGES_PER_PROMPT, no_limits=no_limits)
     preflight.check_count("batch_size", spec.batch_size, preflight.MAX_BATCH_SIZE, no_limits=no_limits)
+    # Named as config fields: steps, size and scheduler come only from the YAML.
     preflight.check_sampling(steps=spec.steps, guidance=spec.guidance, size=spec.size,
-                             scheduler=spec.scheduler, no_limits=no_limits)
+                             scheduler=spec.scheduler, no_limits=no_limits, prefix="")
     for c in spec.classifiers:  # building one may load weights: check the names first
         if c.name.strip().lower() not in CLASSIFIERS:
             raise InputError(f"unknown classifier {c.name!r}; use one of {', '.join(CLASSIFIERS)}")

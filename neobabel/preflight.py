@@ -46,28 +46,29 @@ def check_units(n_prompts: int, images_per_prompt: int, *, no_limits: bool = Fal
     return total
 
 
-def parse_and_check_size(value: str, *, no_limits: bool = False) -> tuple[int, int]:
+def parse_and_check_size(value: str, *, no_limits: bool = False, flag: str = "--size") -> tuple[int, int]:
     """'512x512' or '512' -> (width, height), each a multiple of 8 in [8, MAX_SIDE]."""
     from neobabel.pipeline import parse_size
 
     width, height = parse_size(value)
+    setting = flag if flag.startswith("--") else f"{flag}:"  # a flag, or a config field
     for name, side in (("width", width), ("height", height)):
         if side < 8 or side % 8:
-            raise InputError(f"--size {value}: image {name} must be a positive multiple of 8, got {side} "
-                             "(e.g. --size 512x512)")
+            raise InputError(f"{flag} {value}: image {name} must be a positive multiple of 8, got {side} "
+                             f"(e.g. {setting} 512x512)")
         if side > MAX_SIDE and not no_limits:
-            raise InputError(f"--size {value}: image {name} {side} is above the limit of {MAX_SIDE}; "
-                             f"use e.g. --size 1024x1024, or {NO_LIMITS_HINT}")
+            raise InputError(f"{flag} {value}: image {name} {side} is above the limit of {MAX_SIDE}; "
+                             f"use e.g. {setting} 1024x1024, or {NO_LIMITS_HINT}")
     return width, height
 
 
-def check_steps(steps: int, *, no_limits: bool = False) -> None:
-    check_count("--steps", steps, MAX_STEPS, no_limits=no_limits)
+def check_steps(steps: int, *, no_limits: bool = False, flag: str = "--steps") -> None:
+    check_count(flag, steps, MAX_STEPS, no_limits=no_limits)
 
 
-def check_guidance(guidance: float) -> None:
+def check_guidance(guidance: float, flag: str = "--guidance") -> None:
     if not math.isfinite(guidance) or guidance < 0:
-        raise InputError(f"--guidance must be a finite number >= 0, got {guidance}")
+        raise InputError(f"{flag} must be a finite number >= 0, got {guidance}")
 
 
 def check_scheduler(name: str, steps: int | None) -> None:
@@ -84,17 +85,21 @@ def check_scheduler(name: str, steps: int | None) -> None:
 
 
 def check_sampling(*, steps: int | None = None, guidance: float | None = None, size: str | None = None,
-                   scheduler: str | None = None, no_limits: bool = False) -> tuple[int | None, int | None]:
-    """The sampling flags a user gave (None: the model's default); returns (width, height)."""
+                   scheduler: str | None = None, no_limits: bool = False,
+                   prefix: str = "--") -> tuple[int | None, int | None]:
+    """The sampling values a user gave (None: the model's default); returns (width, height).
+
+    `prefix` names them in messages: "--" for command-line flags, "" for config fields.
+    """
     if steps is not None:
-        check_steps(steps, no_limits=no_limits)
+        check_steps(steps, no_limits=no_limits, flag=f"{prefix}steps")
     if guidance is not None:
-        check_guidance(guidance)
+        check_guidance(guidance, flag=f"{prefix}guidance")
     if scheduler is not None:
         check_scheduler(scheduler, steps)
     if size is None:
         return None, None
-    return parse_and_check_size(size, no_limits=no_limits)
+    return parse_and_check_size(size, no_limits=no_limits, flag=f"{prefix}size")
 
 
 def check_device(device: str) -> None:

@@ -178,9 +178,9 @@ def _audit_config(tmp_path, **fields) -> str:
 
 
 @pytest.mark.parametrize("fields, needle", [
-    ({"size": "65536x65536"}, "65536"),
-    ({"steps": 5000}, "5,000"),
-    ({"guidance": ".inf"}, "--guidance"),
+    ({"size": "65536x65536"}, "size 65536x65536: image width 65536 is above the limit of 4096"),
+    ({"steps": 5000}, "steps 5,000"),
+    ({"guidance": ".inf"}, "guidance must be a finite number"),
     ({"scheduler": "bogus"}, "'bogus'"),
     ({"n": 200000}, "200,000"),
     ({"classifiers": "[fairface]"}, "unknown classifier 'fairface'"),
