@@ -59,7 +59,7 @@ from typing import Any
 import polars as pl
 
 from magbig.rundata import open_run, read_units
-from neobabel._logging import ProgressBar
+from neobabel.progress import progress_bar
 from neobabel.devices import torch_device
 from neobabel.errors import InputError
 from neobabel.runs import PathOutsideRunError, atomic_write_parquet, clean_temp_files, resolve_in_run
@@ -313,7 +313,7 @@ def compute_alignment(run_dir: str | os.PathLike, model: str | os.PathLike | Non
         keys = list(by_key)
         batches = 0
         try:
-            with ProgressBar(progress, len(keys), "CLIP alignment") as advance:
+            with progress_bar("CLIP alignment", len(keys), enabled=progress, unit="img") as advance:
                 for start in range(0, len(keys), batch_size):
                     chunk = keys[start:start + batch_size]
                     members = [r for k in chunk for r in by_key[k]]

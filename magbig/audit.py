@@ -58,9 +58,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from magbig.rundata import open_run as _open_run
 from magbig.rundata import read_units as _units
-from neobabel._logging import ProgressBar as _bar
 from neobabel.configfile import read_yaml_mapping, resolve_config, validate_spec
 from neobabel.errors import InputError
+from neobabel.progress import progress_bar
 from neobabel.runs import (
     RunDir, WorkUnit, atomic_write_parquet, check_run_spec, clean_temp_files, generate_into_run, generation_spec,
     image_key, key_params, locked,
@@ -432,6 +432,11 @@ class LabelStore:
         if cid is not None and "config_id" in df.columns:
             df = df.filter(pl.col("config_id") == cid)
         return set(df["key"].to_list())
+
+
+def _bar(enabled: bool, total: int, what: str):
+    """The project's progress display (neobabel.progress): a bar on a terminal, lines in a log."""
+    return progress_bar(what, total, enabled=enabled, unit="img")
 
 
 def label_images(run: RunDir, store: LabelStore, classifier, rows: Sequence[dict], *,

@@ -20,11 +20,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from neobabel.cli import run_cli
+from neobabel.cli import NO_LIMITS_HELP, run_cli, version_option
 from neobabel.errors import InputError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="MAGBIG-style gender-bias audits of text-to-image models.")
+
+
+@app.callback()
+def _top_level(version: Annotated[bool, version_option("magbig")] = False) -> None:
+    pass
 
 
 @app.command()
@@ -85,6 +90,9 @@ def stats(
                              "pick one with --classifier")
     elif classifier is not None:
         raise InputError(f"{labels} has no classifier column; drop --classifier")
+    if df.height == 0:
+        raise InputError(f"labels table {labels} has no rows; there is nothing to summarize "
+                         "(label a run first: magbig classify RUN --classifier NAME)")
     groups = summarize_labels_table(df, n_boot=n_boot, seed=seed)
     print(json.dumps(groups, indent=1, ensure_ascii=False))
 
@@ -144,6 +152,7 @@ def audit(
     fast_batching: Annotated[Optional[bool], typer.Option("--fast-batching/--batch-invariant", help="default kernels instead of the batch-invariant op set: about 1.2x faster on the world model, no faster on SD-sized UNets (benchmarks/RESULTS.md); images may then differ in the last bits with batch size and order (recorded in run.json)")] = None,
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="also load pickled .bin weights (with torch.load(weights_only=True)) where a folder has no .safetensors; only for files you trust (recorded in run.json)")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    no_limits: Annotated[bool, typer.Option("--no-limits", help=NO_LIMITS_HELP)] = False,
 ):
     """Generate n images per prompt, classify them and write the report (rerun to resume)."""
     from magbig.audit import load_audit_config, report, run_audit
@@ -153,6 +162,7 @@ def audit(
                              batch_size=batch_size, device=device,
                              fast_batching=fast_batching, allow_pickle=allow_pickle or None)
     out = out or Path("runs") / f"audit-{spec.name}"
+    _check_audit_before_loading(spec, out, no_limits)
     run_dir = run_audit(spec, out, progress=progress, report_files=False)
     res = report(run_dir, n_boot=spec.n_boot)
     _print_headline(res["report"], res["paths"], f"audit {spec.name}: {spec.model}")
@@ -162,6 +172,34 @@ def audit(
               f"{info.get('slots_cap_reached', 0)} slots reached max_tries={spec.max_tries} "
               f"(rejections.parquet)")
     print(f"run directory: {run_dir}")
+
+
+def _check_audit_before_loading(spec, out: Path, no_limits: bool) -> None:
+    """Bounds, sampler, classifier names and --out, before any model loads or file is written."""
+    from magbig.audit import select_prompts
+    from magbig.classify import CLASSIFIERS
+    from neobabel import preflight
+
+    preflight.check_count("n", spec.n, preflight.MAX_IMAGES_PER_PROMPT, no_limits=no_limits)
+    preflight.check_count("batch_size", spec.batch_size, preflight.MAX_BATCH_SIZE, no_limits=no_limits)
+    # Named as config fields: steps, size and scheduler come only from the YAML.
+    preflight.check_sampling(steps=spec.steps, guidance=spec.guidance, size=spec.size,
+                             scheduler=spec.scheduler, no_limits=no_limits, prefix="")
+    for c in spec.classifiers:  # building one may load weights: check the names first
+        if c.name.strip().lower() not in CLASSIFIERS:
+            raise InputError(f"unknown classifier {c.name!r}; use one of {', '.join(CLASSIFIERS)}")
+    preflight.check_device(spec.device)
+    tries = spec.max_tries if spec.face_policy == "reject" else 1
+    preflight.check_units(len(select_prompts(spec)), spec.n * tries, no_limits=no_limits)
+    preflight.check_out_dir(out)
+
+
+def _check_run_writable(run: Path) -> None:
+    """A run directory a command writes into must be writable (a missing one is reported later)."""
+    from neobabel.preflight import check_out_dir
+
+    if Path(run).is_dir():
+        check_out_dir(run, "run directory")
 
 
 @app.command()
@@ -179,6 +217,7 @@ def classify(
     """
     from magbig.audit import relabel
 
+    _check_run_writable(run)  # labels are written into it
     res = relabel(run, classifier, _parse_options(option), overwrite=overwrite, progress=progress,
                   allow_pickle=allow_pickle)
     print(json.dumps(res, indent=1, ensure_ascii=False))
@@ -196,6 +235,7 @@ def report(
 
     if n_boot is not None and n_boot < 100:
         raise InputError(f"--n-boot {n_boot} is too few for stable intervals; use at least 100")
+    _check_run_writable(run)  # the report files are written into it
     res = build(run, classifier, n_boot=n_boot)
     _print_headline(res["report"], res["paths"], f"{run} ({res['classifier']})")
 
@@ -226,6 +266,7 @@ def align(
 
     if batch_size < 1:
         raise InputError(f"--batch-size {batch_size} must be at least 1")
+    _check_run_writable(run)  # alignment.parquet is written into it
     df = compute_alignment(run, model=model, revision=revision, batch_size=batch_size,
                            prompts_source=prompts_source, device=device, overwrite=overwrite,
                            progress=progress, allow_pickle=allow_pickle)
@@ -349,16 +390,28 @@ def selftest(
     n_boot: Annotated[int, typer.Option("--n-boot")] = 1000,
     confidence: Annotated[float, typer.Option("--confidence", help="nominal interval level")] = 0.95,
     render_pool: Annotated[Optional[int], typer.Option("--render-pool", help="reuse this many layouts (faster)")] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    no_limits: Annotated[bool, typer.Option("--no-limits", help=NO_LIMITS_HELP)] = False,
 ):
     """Check the audit's intervals on oracle images with known shares; prints coverage JSON.
 
     Exits 1 when a coverage falls outside its expected band (or the reader misreads an image).
     """
     from magbig.selftest import selftest as run_selftest
+    from neobabel import preflight
+    from neobabel.progress import progress_callback
 
     if n_boot < 100:
         raise InputError(f"--n-boot {n_boot} is too few for stable intervals; use at least 100")
-    res = run_selftest(cells, n, seed, confidence=confidence, n_boot=n_boot, render_pool=render_pool)
+    preflight.check_count("--cells", cells, preflight.MAX_IMAGES_PER_PROMPT, no_limits=no_limits)
+    preflight.check_count("-n", n, preflight.MAX_IMAGES_PER_PROMPT, no_limits=no_limits)
+    preflight.check_units(cells, n, no_limits=no_limits)
+    report_progress, close_progress = progress_callback("selftest: rendering and reading", enabled=progress)
+    try:
+        res = run_selftest(cells, n, seed, confidence=confidence, n_boot=n_boot, render_pool=render_pool,
+                           progress=report_progress)
+    finally:
+        close_progress()
     print(json.dumps(res, indent=1))
     if not res["pass"]:
         print("magbig: selftest: coverage outside the expected band", file=sys.stderr)

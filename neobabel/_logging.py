@@ -5,8 +5,8 @@ Library modules log through ``logging.getLogger(__name__)``; nothing here prints
 library and configures no logging sees nothing (Python's last-resort handler would otherwise
 print warnings to stderr). The CLIs call :func:`configure_cli_logging` with their -v/-q count.
 
-Also here: muting the chatty Hugging Face libraries while weights load, and the one rich
-progress bar.
+Also here: muting the chatty Hugging Face libraries while weights load. The one progress
+display is :mod:`neobabel.progress`.
 """
 
 from __future__ import annotations
@@ -92,31 +92,3 @@ def quiet_transformers():
     with muted_transformers(), _muted(diffusers_logging):
         yield
 
-
-# -- progress ---------------------------------------------------------------------------------
-
-class ProgressBar:
-    """A rich progress bar on stderr; a no-op when disabled or there is nothing to do.
-
-    ``with ProgressBar(enabled, total, "what") as advance: advance(n)``."""
-
-    def __init__(self, enabled: bool, total: int, what: str):
-        self.enabled, self.total, self.what = enabled and total > 0, total, what
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda n: None
-        # rich loads only when a bar is shown.
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._p = Progress(TextColumn(self.what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                           console=Console(stderr=True))
-        self._p.__enter__()
-        task = self._p.add_task(self.what, total=self.total)
-        return lambda n: self._p.advance(task, n)
-
-    def __exit__(self, *exc):
-        if hasattr(self, "_p"):
-            self._p.__exit__(*exc)
-        return False

@@ -20,12 +20,34 @@ from rich.console import Console
 from rich.table import Table
 
 from neobabel.errors import InputError
+from neobabel.progress import rate_text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Multilingual text-to-image generation on a tower + diffusers backbone.")
 console = Console()
 err_console = Console(stderr=True)
 
+
+def version_option(package: str):
+    """A `--version` option for a Typer app's callback: prints `PROG VERSION` and exits 0."""
+
+    def show(value: bool) -> None:
+        if value:
+            from importlib import import_module
+
+            print(f"{package} {import_module(package).__version__}")
+            raise typer.Exit(0)
+
+    return typer.Option("--version", callback=show, is_eager=True, help="print the version and exit")
+
+
+@app.callback()
+def _top_level(version: Annotated[bool, version_option("neobabel")] = False) -> None:
+    pass
+
+
+NO_LIMITS_HELP = ("lift the upper bounds (images per prompt, total images, size, steps, batch size) "
+                  "for a deliberately huge run")
 UNTRAINED_NOTICE = ("note: model 'tiny-random' has UNTRAINED random weights (an offline fixture); its images "
                     "are noise. Use --model with a trained model folder or preset.")
 
@@ -102,24 +124,24 @@ def generate(
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="also load pickled .bin weights (with torch.load(weights_only=True)) where a folder has no .safetensors; only for files you trust (recorded in run.json)")] = False,
     fast_batching: Annotated[bool, typer.Option("--fast-batching", help="default kernels instead of the batch-invariant op set: about 1.2x faster on the world model, no faster on SD-sized UNets (benchmarks/RESULTS.md); images may then differ in the last bits with batch size and order (recorded in run.json)")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    no_limits: Annotated[bool, typer.Option("--no-limits", help=NO_LIMITS_HELP)] = False,
 ):
     """Generate images into a run directory (rerun the same command to resume).
 
     A run directory holds one model + params (more prompts and seeds may be added to it);
     another is refused unless --add-to-run.
     """
+    from neobabel import preflight
     from neobabel.languages import normalize_lang
-    from neobabel.pipeline import BabelPipeline, parse_size
+    from neobabel.pipeline import BabelPipeline
     from neobabel.promptfile import read_prompt_file
     from neobabel.runs import RunDir, WorkUnit, generate_into_run
 
-    # Validate everything cheap before loading a model, so bad input costs nothing.
+    # Validate everything before loading a model or creating a file, so bad input costs nothing.
     if (prompt is None) == (prompts_file is None):
         raise InputError("give either a PROMPT argument or --prompts FILE (not both, not neither)")
-    if n < 1:
-        raise InputError(f"-n must be at least 1, got {n}")
-    if batch_size < 1:
-        raise InputError(f"--batch-size must be at least 1, got {batch_size}")
+    preflight.check_count("-n", n, preflight.MAX_IMAGES_PER_PROMPT, no_limits=no_limits)
+    preflight.check_count("--batch-size", batch_size, preflight.MAX_BATCH_SIZE, no_limits=no_limits)
     lang = normalize_lang(lang)
     if prompt is not None:
         if not prompt.strip():
@@ -131,9 +153,11 @@ def generate(
         rows = [(r.id, r.text, r.lang or lang) for r in file_rows]
         source = {"source": str(prompts_file),
                   "sha256": hashlib.sha256(Path(prompts_file).read_bytes()).hexdigest()}
-    width = height = None
-    if size is not None:
-        width, height = parse_size(size)
+    preflight.check_units(len(rows), n, no_limits=no_limits)
+    width, height = preflight.check_sampling(steps=steps, guidance=guidance, size=size, scheduler=scheduler,
+                                             no_limits=no_limits)
+    preflight.check_device(device)
+    preflight.check_out_dir(out if out is not None else Path("runs"))
     if device == "auto":
         import torch
 
@@ -150,13 +174,25 @@ def generate(
     units = [WorkUnit(pid, text, lg, seed + i) for pid, text, lg in rows for i in range(n)]
     spec = {"command": "generate", "prompts": {**source, "count": len(rows)},
             "langs": sorted({r[2] for r in rows}), "images_per_prompt": n, "base_seed": seed,
-            "batch_size": batch_size}
+            "batch_size": batch_size, "truncated_prompts": _warn_truncated(pipe, [r[1] for r in rows])}
     report = generate_into_run(pipe, units, run, params, batch_size=batch_size, overwrite=overwrite,
                                progress=progress, spec=spec, add_to_run=add_to_run)
-    speed = f", {report.images_per_second:.2f} images/s" if report.generated else ""
+    # The same formula as the progress display's rate (neobabel.progress), so the two agree.
+    speed = f", {rate_text(report.generated, report.seconds, 'img')}" if report.generated else ""
     print(f"{report.generated} generated, {report.already_done + report.recovered} already there "
           f"({report.total} images){speed}")
     print(f"run directory: {run.path}  (images in {run.images}, manifest {run.manifest_path.name})")
+
+
+def _warn_truncated(pipe, texts: list[str]) -> int:
+    """Say once how many prompts the model will cut (it reads a fixed number of tokens)."""
+    from neobabel.preflight import truncated_prompts
+
+    count, limit = truncated_prompts(pipe, texts)
+    if count:
+        print(f"warning: {count} prompt(s) are longer than the {limit} tokens the model reads; the text "
+              "after that is ignored (recorded as truncated_prompts in run.json)", file=sys.stderr)
+    return count
 
 
 world_app = typer.Typer(no_args_is_help=True, help="The synthetic Babel world: bias table, training, evaluation.")
@@ -174,9 +210,13 @@ def world_train(
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ):
     """Train the world model (resumes from OUT/checkpoint) and export it as a BabelPipeline."""
+    from neobabel.preflight import check_out_dir
     from neobabel.world.train import load_config, train
 
     cfg = load_config(config)
+    check_out_dir(out)
+    if export_to is not None:
+        check_out_dir(export_to, "--export-to")
     updates = {k: v for k, v in (("max_minutes", max_minutes), ("steps", steps)) if v is not None}
     cfg = cfg.model_copy(update=updates)
     model_dir = train(cfg, out, device=device, progress=progress, export_to=export_to)
@@ -211,15 +251,24 @@ def world_eval(
     device: Annotated[str, typer.Option("--device")] = "cpu",
     fast_batching: Annotated[bool, typer.Option("--fast-batching", help="default kernels instead of the batch-invariant op set: about 1.2x faster on the world model, no faster on SD-sized UNets (benchmarks/RESULTS.md); images may then differ in the last bits with batch size and order (recorded in run.json)")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    no_limits: Annotated[bool, typer.Option("--no-limits", help=NO_LIMITS_HELP)] = False,
 ):
     """Score a model on the world with the exact detector: per-task, per-language accuracy."""
-    from neobabel.languages import parse_langs
+    from neobabel import preflight
+    from neobabel.languages import LANGUAGE_CODES, parse_langs
     from neobabel.pipeline import BabelPipeline
     from neobabel.world.evaluate import evaluate, format_table
+    from neobabel.world.spec import TASKS
 
     lang_list = parse_langs(langs)
-    if n < 1 or per_task < 1:
-        raise InputError("-n and --per-task must be at least 1")
+    for flag, value in (("-n", n), ("--per-task", per_task), ("--portrait-n", portrait_n)):
+        if value is not None:
+            preflight.check_count(flag, value, preflight.MAX_IMAGES_PER_PROMPT, no_limits=no_limits)
+    preflight.check_count("--batch-size", batch_size, preflight.MAX_BATCH_SIZE, no_limits=no_limits)
+    # The object suite alone is per_task scenes x tasks x languages, each -n times.
+    preflight.check_units(per_task * len(TASKS) * len(lang_list or LANGUAGE_CODES), n, no_limits=no_limits)
+    preflight.check_device(device)
+    preflight.check_out_dir(out)
     pipe = BabelPipeline.from_pretrained(model or default_model(), device=device)
     pipe.set_batch_invariant(not fast_batching)
     summary = evaluate(pipe, out, n=n, per_task=per_task, langs=lang_list, portraits=portraits,
@@ -242,6 +291,16 @@ def world_bias(
     console.print(f"wrote {out} ({len(table.cells)} cells, version {table.version})")
 
 
+def _show_usage_error(e: Exception, prog: str) -> None:
+    if type(e).__name__ == "NoArgsIsHelpError" and not str(e).strip():
+        return  # typer's rich help has already been printed; its message is empty
+    show = getattr(e, "show", None)
+    if callable(show):
+        show()
+    else:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+
+
 def _on_sigterm(signum, frame):
     raise KeyboardInterrupt
 
@@ -255,12 +314,15 @@ def run_cli(typer_app: typer.Typer, prog: str) -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         rv = typer_app(standalone_mode=False, prog_name=prog)
-    except click.exceptions.Exit as e:
+    except (click.exceptions.Exit, typer.Exit) as e:
         sys.exit(e.exit_code)
-    except click.ClickException as e:  # usage errors: click's own message, exit 2
-        e.show()
-        sys.exit(e.exit_code)
-    except click.exceptions.Abort:
+    except (click.ClickException, typer.TyperException) as e:
+        # Usage errors (unknown option, missing argument, bare command): the usage line and
+        # click's message, exit 2. Typer raises its own vendored copies of click's exceptions,
+        # which subclass typer.TyperException, not click.ClickException.
+        _show_usage_error(e, prog)
+        sys.exit(getattr(e, "exit_code", 2))
+    except (click.exceptions.Abort, typer.Abort):
         sys.exit(130)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; rerun the same command to resume", file=sys.stderr)

@@ -46,6 +46,7 @@ import polars as pl
 from PIL import Image, PngImagePlugin
 
 from neobabel.errors import InputError
+from neobabel.progress import progress_bar
 
 RUN_FORMAT_VERSION = 1
 KEY_LENGTH = 20
@@ -607,7 +608,7 @@ def _generate(pipeline, units, run: RunDir, params, param_dict: dict, specs: lis
     last_flush = time.perf_counter()
     status = "failed"
     try:
-        with _progress(progress, len(pending), len(done)) as advance:
+        with progress_bar("generating", len(pending), enabled=progress, unit="img", started=t0) as advance:
             for start in range(0, len(pending), batch_size):
                 batch = pending[start : start + batch_size]
                 tb = time.perf_counter()
@@ -643,37 +644,6 @@ def _generate(pipeline, units, run: RunDir, params, param_dict: dict, specs: lis
     waiting_units = sum(len(v) for v in waiting.values())
     return GenerationReport(run.path, n_units, n_units - waiting_units - recovered, recovered, generated,
                             elapsed)
-
-
-class _progress:
-    """A rich progress bar with images/s; a no-op when disabled."""
-
-    def __init__(self, enabled: bool, total: int, done: int):
-        self.enabled, self.total, self.done = enabled, total, done
-
-    def __enter__(self):
-        if not self.enabled or self.total == 0:
-            return lambda n: None
-        from rich.progress import (
-            BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-        from rich.text import Text
-
-        class Speed(ProgressColumn):
-            def render(self, task):
-                return Text(f"{task.speed:.2f} img/s" if task.speed else "-- img/s")
-
-        self._p = Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), Speed(),
-                           TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
-        self._p.__enter__()
-        task = self._p.add_task("gen", total=self.total)
-        return lambda n: self._p.advance(task, n)
-
-    def __exit__(self, *exc):
-        if hasattr(self, "_p"):
-            self._p.__exit__(*exc)
-        return False
 
 
 def units_for(prompts: Iterable[tuple[str, str, str]], n: int, seed: int) -> list[WorkUnit]:

@@ -624,21 +624,22 @@ def export_checkpoint(out: str | Path, export_to: str | Path | None = None, *, s
 
 
 class _Bar:
-    def __init__(self, enabled: bool, total: int, start: int):
-        self.p = None
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    """Training progress through the project's one display (neobabel.progress)."""
 
-            self.p = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(),
-                              TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn())
-            self.p.start()
-            self.task = self.p.add_task("train", total=total, completed=start, loss=float("nan"))
+    def __init__(self, enabled: bool, total: int, start: int):
+        from neobabel.progress import progress_bar
+
+        # the loss shown is the last log line's: reading it every step would sync the GPU
+        self.step, self.loss = start, float("nan")
+        self.bar = progress_bar("training", total, enabled=enabled, unit="step", done=start,
+                                detail=lambda: f"loss {self.loss:.4f}")
+        self.advance = self.bar.__enter__()
 
     def update(self, step: int, loss: float | None = None) -> None:
-        # the loss shown is the last log line's: reading it every step would sync the GPU
-        if self.p:
-            self.p.update(self.task, completed=step, **({} if loss is None else {"loss": loss}))
+        if loss is not None:
+            self.loss = loss
+        self.advance(step - self.step)
+        self.step = step
 
     def close(self) -> None:
-        if self.p:
-            self.p.stop()
+        self.bar.__exit__(None, None, None)
