@@ -368,8 +368,6 @@ def planted(
 
 def _keep_listed_cells(cmp, listing: Path, run: Path):
     """The rows of `cmp` whose (subject, lang, formulation) `listing` names; every listed cell must be in the run."""
-    import polars as pl
-
     from magbig.stats import read_table
 
     cells = read_table(listing, "cell list", ("subject", "lang", "formulation"))
