@@ -24,8 +24,8 @@ from neobabel.progress import rate_text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Multilingual text-to-image generation on a tower + diffusers backbone.")
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)  # never break a printed path across lines
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def version_option(package: str):
