@@ -149,7 +149,7 @@ def audit(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="run directory (default runs/audit-NAME)")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or auto")] = None,
-    fast_batching: Annotated[Optional[bool], typer.Option("--fast-batching/--batch-invariant", help="default kernels instead of the batch-invariant op set: about 1.2x faster on the world model, no faster on SD-sized UNets (benchmarks/RESULTS.md); images may then differ in the last bits with batch size and order (recorded in run.json)")] = None,
+    fast_batching: Annotated[Optional[bool], typer.Option("--fast-batching/--batch-invariant", help="default kernels instead of the batch-invariant op set: 1.05-1.16x faster on CPU, most at batch size 1 (benchmarks/RESULTS.md §8); images may then differ in the last bits with batch size and order (recorded in run.json)")] = None,
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="also load pickled .bin weights (with torch.load(weights_only=True)) where a folder has no .safetensors; only for files you trust (recorded in run.json)")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
     no_limits: Annotated[bool, typer.Option("--no-limits", help=NO_LIMITS_HELP)] = False,

@@ -122,7 +122,7 @@ def generate(
     attention: Annotated[str, typer.Option("--attention", help="sdpa or xformers")] = "sdpa",
     download: Annotated[bool, typer.Option("--download", help="allow downloading missing preset weights")] = False,
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="also load pickled .bin weights (with torch.load(weights_only=True)) where a folder has no .safetensors; only for files you trust (recorded in run.json)")] = False,
-    fast_batching: Annotated[bool, typer.Option("--fast-batching", help="default kernels instead of the batch-invariant op set: about 1.2x faster on the world model, no faster on SD-sized UNets (benchmarks/RESULTS.md); images may then differ in the last bits with batch size and order (recorded in run.json)")] = False,
+    fast_batching: Annotated[bool, typer.Option("--fast-batching", help="default kernels instead of the batch-invariant op set: 1.05-1.16x faster on CPU, most at batch size 1 (benchmarks/RESULTS.md §8); images may then differ in the last bits with batch size and order (recorded in run.json)")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
     no_limits: Annotated[bool, typer.Option("--no-limits", help=NO_LIMITS_HELP)] = False,
 ):
@@ -249,7 +249,7 @@ def world_eval(
     portrait_n: Annotated[Optional[int], typer.Option("--portrait-n", help="images per portrait cell (default -n)")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b")] = 8,
     device: Annotated[str, typer.Option("--device")] = "cpu",
-    fast_batching: Annotated[bool, typer.Option("--fast-batching", help="default kernels instead of the batch-invariant op set: about 1.2x faster on the world model, no faster on SD-sized UNets (benchmarks/RESULTS.md); images may then differ in the last bits with batch size and order (recorded in run.json)")] = False,
+    fast_batching: Annotated[bool, typer.Option("--fast-batching", help="default kernels instead of the batch-invariant op set: 1.05-1.16x faster on CPU, most at batch size 1 (benchmarks/RESULTS.md §8); images may then differ in the last bits with batch size and order (recorded in run.json)")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
     no_limits: Annotated[bool, typer.Option("--no-limits", help=NO_LIMITS_HELP)] = False,
 ):
