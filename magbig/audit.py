@@ -115,7 +115,7 @@ REJECTIONS_COLUMNS: dict[str, pl.DataType] = {
 
 
 def _default_model() -> str:
-    from neobabel.cli import default_model
+    from neobabel.builtins import default_model
 
     return default_model()
 
@@ -508,7 +508,7 @@ def run_audit(spec: AuditSpec, out: str | os.PathLike, progress: bool = True, *,
     classifiers = [c.build(spec.allow_pickle) for c in spec.classifiers]
     pipe = pipeline if pipeline is not None else load_pipeline(spec, ps)
     if pipeline is None and spec.model == "tiny-random":
-        from neobabel.cli import UNTRAINED_NOTICE
+        from neobabel.builtins import UNTRAINED_NOTICE
 
         print(UNTRAINED_NOTICE, file=sys.stderr)
     w, h = spec.width_height()

@@ -271,3 +271,12 @@ def build_tiny_sd(path: str | Path, seed: int = 0) -> Path:
 
 def _rmtree(p: Path) -> None:
     shutil.rmtree(p, ignore_errors=True)
+
+
+UNTRAINED_NOTICE = ("note: model 'tiny-random' has UNTRAINED random weights (an offline fixture); its images "
+                    "are noise. Use --model with a trained model folder or preset.")
+
+
+def default_model() -> str:
+    """The model commands use when none is named: the embedded world model when its weights ship."""
+    return "world" if world_weights_path().is_dir() else "tiny-random"

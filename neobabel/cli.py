@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from neobabel.builtins import UNTRAINED_NOTICE, default_model
 from neobabel.errors import InputError
 from neobabel.progress import rate_text
 
@@ -48,16 +49,6 @@ def _top_level(version: Annotated[bool, version_option("neobabel")] = False) -> 
 
 NO_LIMITS_HELP = ("lift the upper bounds (images per prompt, total images, size, steps, batch size) "
                   "for a deliberately huge run")
-UNTRAINED_NOTICE = ("note: model 'tiny-random' has UNTRAINED random weights (an offline fixture); its images "
-                    "are noise. Use --model with a trained model folder or preset.")
-
-
-def default_model() -> str:
-    from neobabel.registry import world_weights_path
-
-    return "world" if world_weights_path().is_dir() else "tiny-random"
-
-
 @app.command()
 def languages(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False):
     """List the supported languages."""
