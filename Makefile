@@ -22,6 +22,7 @@ demo: install
 	@echo "demo images: $(DEMO_OUT)/images   manifest: $(DEMO_OUT)/generations.parquet"
 
 test: install
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test-invariance: install
