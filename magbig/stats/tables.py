@@ -54,6 +54,16 @@ def _agg(df: pl.DataFrame, keys: list[str], exprs: list[pl.Expr]) -> pl.DataFram
     return df.select(exprs)
 
 
+def _with_normalised_status(df: pl.DataFrame) -> pl.DataFrame:
+    """``_status``: the status column trimmed and lower-cased; an unknown status is an InputError."""
+    status = pl.col("status").cast(pl.String).str.strip_chars().str.to_lowercase()
+    df = df.with_columns(status.alias("_status"))
+    bad = df.filter(pl.col("_status").is_null() | ~pl.col("_status").is_in(STATUSES))
+    if bad.height:
+        raise InputError(f"unknown status {bad['status'][0]!r}; use one of {', '.join(STATUSES)}")
+    return df
+
+
 def _counts_from_images(labels: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     label = pl.col("label").cast(pl.String).str.strip_chars().str.to_lowercase()
     df = labels.with_columns(label.replace(_LABEL_ALIASES).alias("_label"))
@@ -64,13 +74,7 @@ def _counts_from_images(labels: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
             "(or empty when no single face could be labelled)"
         )
     if "status" in df.columns:
-        status = pl.col("status").cast(pl.String).str.strip_chars().str.to_lowercase()
-        df = df.with_columns(status.alias("_status"))
-        bad = df.filter(pl.col("_status").is_null() | ~pl.col("_status").is_in(STATUSES))
-        if bad.height:
-            raise InputError(
-                f"unknown status {bad['status'][0]!r}; use one of {', '.join(STATUSES)}"
-            )
+        df = _with_normalised_status(df)
     else:
         # Hand-made tables without a status column: an empty label means "could not tell".
         df = df.with_columns(
@@ -142,13 +146,7 @@ def _counts_from_counts(labels: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     if "status" in df.columns:
         # Counts split by status: female/male counts on non-"ok" rows are not samples; they
         # move into that status's denominator.
-        status = pl.col("status").cast(pl.String).str.strip_chars().str.to_lowercase()
-        df = df.with_columns(status.alias("_status"))
-        bad = df.filter(pl.col("_status").is_null() | ~pl.col("_status").is_in(STATUSES))
-        if bad.height:
-            raise InputError(
-                f"unknown status {bad['status'][0]!r}; use one of {', '.join(STATUSES)}"
-            )
+        df = _with_normalised_status(df)
         both = pl.col("n_female") + pl.col("n_male")
         moved = [
             (pl.col(f"n_{s}") if f"n_{s}" in df.columns else pl.lit(0, pl.Int64))
