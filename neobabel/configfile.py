@@ -51,20 +51,27 @@ def resolve_config(value: str | Path, kind: str) -> Path:
                      f"name (shipped: {names}); pass the path of a YAML file")
 
 
+def parse_yaml(text: str, where: str, loader=yaml.SafeLoader, fix: str = "fix the syntax"):
+    """YAML text to data, or one InputError line naming `where`, the line and the problem."""
+    try:
+        return yaml.load(text, loader)  # noqa: S506 (callers pass safe loaders only)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise InputError(f"{where} is not valid YAML{line} ({problem}); {fix}") from None
+
+
 def read_yaml_mapping(path: str | Path, what: str) -> dict:
     """A YAML file's top-level mapping, or InputError (missing, not UTF-8, bad YAML, not a mapping)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{what} {path} not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise InputError(f"{what} {path} is not UTF-8 text; save it as UTF-8 YAML") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise InputError(f"{what} {path} is not valid YAML{where} ({problem}); fix the syntax") from None
+    data = parse_yaml(text, f"{what} {path}")
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 
 from magbig.prompts.model import (
     DIRECT_FORMS,
@@ -23,6 +22,7 @@ from magbig.prompts.model import (
     builtin_dir,
     sort_key,
 )
+from neobabel.configfile import parse_yaml
 from neobabel.errors import InputError
 from neobabel.formulations import FORMULATIONS
 from neobabel.languages import normalize_lang
@@ -35,12 +35,7 @@ def _yaml_files(folder) -> list:
 
 def _parse_yaml_file(name: str, text: str) -> tuple[str, str, str, list[Prompt]]:
     """Validate one built-in-schema file; return (lang, version, direct_form, prompts)."""
-    try:
-        data = yaml.load(text, YamlLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise InputError(f"{name}:{where} is not valid YAML; fix the syntax (see SCHEMA.md)") from None
+    data = parse_yaml(text, name, YamlLoader, "fix the syntax (see SCHEMA.md)")
     if not isinstance(data, dict):
         raise InputError(f"{name}: expected a mapping with lang, version, direct_form, occupations, traits")
     stem = name.rsplit("/", 1)[-1][: -len(".yaml")]

@@ -19,9 +19,9 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-import yaml
 
 from magbig.prompts.model import OCCUPATIONS, TRAITS, YamlLoader
+from neobabel.configfile import parse_yaml
 from neobabel.errors import InputError
 from neobabel.formulations import FORMULATIONS
 from neobabel.languages import LANGUAGE_CODES
@@ -71,12 +71,7 @@ def lexicon() -> Mapping[str, LanguageLexicon]:
 
 def _read_entries(text: str, where: str, list_key: str) -> list[Any]:
     """The entry list of a table file: a mapping {version: int, <list_key>: [...]}, nothing else."""
-    try:
-        data = yaml.load(text, YamlLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark is not None else ""
-        raise InputError(f"{where}:{line} is not valid YAML; fix the syntax") from None
+    data = parse_yaml(text, where, YamlLoader)
     if not isinstance(data, dict) or set(data) != {"version", list_key}:
         keys = sorted(data) if isinstance(data, dict) else type(data).__name__
         raise InputError(f"{where}: expected exactly the top-level keys 'version' and {list_key!r}, found {keys}")
