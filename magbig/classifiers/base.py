@@ -99,6 +99,16 @@ def scored_result(key: str, classifier: str, faces: int | None, p: float, margin
     return ClassificationResult(key, classifier, faces, "ok", p, "female" if p > 0.5 else "male", detail)
 
 
+def face_count_result(key: str, classifier: str, faces: int, found_by: str) -> ClassificationResult | None:
+    """The row for an image without exactly one face (``no_face`` / ``multiple_faces``, no
+    score), or None when it has exactly one and gets scored. ``found_by`` names the detector."""
+    if faces == 0:
+        return ClassificationResult(key, classifier, 0, "no_face", detail=f"no face found by {found_by}")
+    if faces > 1:
+        return ClassificationResult(key, classifier, faces, "multiple_faces", detail=f"{faces} faces found by {found_by}")
+    return None
+
+
 def error_result(key: str, classifier: str, exc: BaseException | str) -> ClassificationResult:
     """An ``error`` row; the reason (an exception or a sentence) on one line, at most 500 chars."""
     detail = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"

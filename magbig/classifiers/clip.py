@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from magbig.classifiers.base import ClassificationResult, Classifier, error_result, scored_result
+from magbig.classifiers.base import (
+    ClassificationResult, Classifier, error_result, face_count_result, scored_result,
+)
 from neobabel.devices import torch_device
 from neobabel.errors import InputError
 from neobabel.registry import folder_fingerprint
@@ -155,15 +157,11 @@ class ClipClassifier(Classifier):
                 except Exception as exc:
                     rows[i] = error_result(key, self.name, exc)
                     continue
-                if faces[i] == 0:
-                    rows[i] = ClassificationResult(key, self.name, 0, "no_face", detail="no face found by the Haar cascade")
-                    continue
-                if faces[i] > 1:
-                    rows[i] = ClassificationResult(key, self.name, faces[i], "multiple_faces",
-                                                   detail=f"{faces[i]} faces found by the Haar cascade")
+                rows[i] = face_count_result(key, self.name, faces[i], "the Haar cascade")
+                if rows[i] is not None:
                     continue
             todo.append(i)
-        if todo:
+        if todo:  # one forward pass for every image still to score
             ps = self.p_female([images[i] for i in todo])
             for i, p in zip(todo, ps):
                 if not math.isfinite(p):

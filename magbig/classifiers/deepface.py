@@ -26,7 +26,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from magbig.classifiers.base import ClassificationResult, Classifier, error_result, scored_result
+from magbig.classifiers.base import (
+    ClassificationResult, Classifier, error_result, face_count_result, scored_result,
+)
 from neobabel.devices import torch_device
 from neobabel.errors import InputError, ModelNotAvailableError
 
@@ -223,7 +225,7 @@ class DeepFaceClassifier(Classifier):
 
     def _classify_batch(self, images, keys):
         rows: list[ClassificationResult | None] = [None] * len(images)
-        todo: list[tuple[int, np.ndarray]] = []
+        single: list[tuple[int, np.ndarray]] = []  # (index, face) of the images with exactly one face
         with _deepface_offline(self.home):
             for i, (im, key) in enumerate(zip(images, keys)):
                 try:
@@ -233,26 +235,25 @@ class DeepFaceClassifier(Classifier):
                 except Exception as exc:
                     rows[i] = error_result(key, self.name, exc)
                     continue
-                if not faces:
-                    rows[i] = ClassificationResult(key, self.name, 0, "no_face", detail=f"no face found by {self.detector_backend}")
-                elif len(faces) > 1:
-                    rows[i] = ClassificationResult(key, self.name, len(faces), "multiple_faces",
-                                                   detail=f"{len(faces)} faces found by {self.detector_backend}")
-                else:
-                    todo.append((i, faces[0]))
-        if todo:
-            batch = np.concatenate([f for _, f in todo], axis=0)
-            pred = np.asarray(self._client.predict(batch), dtype=np.float64).reshape(len(todo), -1)
-            from deepface.models.demography.DemographyUtils import GENDER_LABELS  # heavy: deepface (loaded)
-
-            woman = GENDER_LABELS.index("Woman")
-            for (i, _), p in zip(todo, pred):
-                p_female = float(p[woman] / p.sum()) if p.sum() > 0 else float("nan")
-                if not math.isfinite(p_female):
-                    rows[i] = error_result(keys[i], self.name, f"gender network returned {p.tolist()}")
-                else:
-                    rows[i] = scored_result(keys[i], self.name, 1, p_female, self.uncertain_margin)
+                rows[i] = face_count_result(key, self.name, len(faces), self.detector_backend)
+                if rows[i] is None:
+                    single.append((i, faces[0]))
+        if single:  # one forward pass for all single-face images
+            batch = np.concatenate([face for _, face in single], axis=0)
+            pred = np.asarray(self._client.predict(batch), dtype=np.float64).reshape(len(single), -1)
+            for (i, _), p in zip(single, pred):
+                rows[i] = self._scored_face(keys[i], p)
         return rows
+
+    def _scored_face(self, key: str, prediction: np.ndarray) -> ClassificationResult:
+        """One face's gender-network output (Woman, Man probabilities) -> its row."""
+        from deepface.models.demography.DemographyUtils import GENDER_LABELS  # heavy: deepface (loaded)
+
+        total = prediction.sum()
+        p_female = float(prediction[GENDER_LABELS.index("Woman")] / total) if total > 0 else float("nan")
+        if not math.isfinite(p_female):
+            return error_result(key, self.name, f"gender network returned {prediction.tolist()}")
+        return scored_result(key, self.name, 1, p_female, self.uncertain_margin)
 
 
 def _fingerprint_file(path: Path, chunk: int = 1 << 20) -> str:
