@@ -33,7 +33,7 @@ def _rate(clf, images, batch_size: int) -> float:
 def bench_backend(name: str, tmp: Path, reps: int) -> dict:
     import skimage.data
 
-    from magbig import classify
+    from magbig import classifiers as classify
 
     photo = skimage.data.astronaut()
     photos = [Image.fromarray(np.clip(photo * (0.6 + 0.02 * i), 0, 255).astype(np.uint8)) for i in range(16)]

@@ -50,18 +50,21 @@ exception. Text embeddings are computed once per unique text per pass.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from magbig.classifiers.base import ImageRefusedError, read_image
+from magbig.prompts import load_prompts
 from magbig.rundata import open_run, read_units
-from neobabel.progress import progress_bar
 from neobabel.devices import torch_device
 from neobabel.errors import InputError
+from neobabel.progress import progress_bar
+from neobabel.registry import folder_fingerprint
 from neobabel.runs import PathOutsideRunError, atomic_write_parquet, clean_temp_files, resolve_in_run
 from neobabel.scorers.clip import CLIP_DEFAULT_MODEL, ClipEncoder, load_clip_model, resolve_clip_model
 from neobabel.weights import weights_record
@@ -77,6 +80,8 @@ __all__ = [
     "read_alignment",
     "summarize_alignment",
 ]
+
+log = logging.getLogger(__name__)
 
 ALIGNMENT_FILE = "alignment.parquet"
 
@@ -142,8 +147,6 @@ def english_texts(rows: Sequence[dict], prompts=None) -> list[tuple[str | None, 
         hit = next(((run_en[(subj, f)], "run") for f in forms if (subj, f) in run_en), None)
         if hit is None and prompts is not None:
             if not loaded:
-                from magbig.prompts import load_prompts
-
                 ps, loaded = load_prompts(prompts), True
             for f in forms:
                 p = ps.get(f"{subj}/en/{f}")
@@ -182,8 +185,6 @@ def read_alignment(run_dir: str | os.PathLike) -> pl.DataFrame:
 def _model_identity(model_ref: str, folder: Path) -> tuple[str, str]:
     """``(clip_model, clip_revision)``: the hub id and its snapshot commit, or the absolute
     folder and a content fingerprint of it (so changed weights are rescored)."""
-    from neobabel.registry import folder_fingerprint
-
     local = Path(os.path.expanduser(model_ref))
     if local.is_dir():
         return str(local.resolve()), folder_fingerprint(folder)
@@ -226,8 +227,6 @@ class _Scorer:
 def _read_run_image(run_dir: Path, rel_path: str | None):
     """A manifest row's image, only from inside the run directory and only if not too large
     (ImageRefusedError / PathOutsideRunError otherwise: never opened, never decoded)."""
-    from magbig.classify import read_image
-
     path = resolve_in_run(run_dir, rel_path)
     if not path.is_file():
         raise FileNotFoundError(f"image file {path} is missing")
@@ -254,7 +253,7 @@ def compute_alignment(run_dir: str | os.PathLike, model: str | os.PathLike | Non
     rescore rows already scored with this model. ``allow_pickle``: load a CLIP folder whose
     weights are a pickled ``pytorch_model.bin`` (default: safetensors only; neobabel.weights).
     Image paths are confined to the run directory and images over
-    :data:`magbig.classify.MAX_IMAGE_PIXELS` are refused: such rows get the reason in ``detail``.
+    :data:`magbig.classifiers.base.MAX_IMAGE_PIXELS` are refused: such rows get the reason in ``detail``.
 
     Returns this model's rows (``ALIGNMENT_COLUMNS``) for every manifest row, in manifest
     order. ``clip_cos_en`` / ``clip_cos_own`` are raw cosines in [-1, 1] (:data:`SCALE_NOTE`).
@@ -262,8 +261,6 @@ def compute_alignment(run_dir: str | os.PathLike, model: str | os.PathLike | Non
     the scale, the English-text rule and the text-tower caveat under ``alignment`` in
     ``run.json``.
     """
-    from magbig.classify import ImageRefusedError
-
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
     if not isinstance(flush_every, int) or flush_every < 1:
@@ -409,13 +406,13 @@ def alignment_for_report(run_dir: str | os.PathLike) -> pl.DataFrame | None:
     ``alignment.parquet``: one CLIP model's rows (the one ``run.json`` names, i.e. the last
     ``magbig align``; else the model with most rows), restricted to the images in the audit
     (``units.parquet`` ``in_audit``) with their subject/lang/formulation as the audit
-    frame has them, rows without any cosine dropped. An unreadable file is a warning on
-    stderr (the report is built without the section), not an error."""
+    frame has them, rows without any cosine dropped. An unreadable file is a logged warning
+    (the report is built without the section), not an error."""
     run = open_run(run_dir)
     try:
         df = read_alignment(run.path)
     except InputError as e:  # the bias report does not depend on it: say so and go on
-        print(f"warning: report without the alignment section: {e}", file=sys.stderr)
+        log.warning("report without the alignment section: %s", e)
         return None
     if df.height == 0:
         return None

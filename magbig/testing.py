@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from neobabel.testing import build_clip_tokenizer
+
 
 def build_deepface_gender_weights(home: str | os.PathLike, seed: int = 0, female_bias: float = 0.0,
                                   spread: float = 3.0) -> Path:
@@ -33,8 +35,8 @@ def build_deepface_gender_weights(home: str | os.PathLike, seed: int = 0, female
     index is which.
     """
     os.environ.setdefault("DEEPFACE_BACKEND_ENGINE", "pytorch")
-    from deepface.models.demography.DemographyUtils import GENDER_LABELS
-    from deepface.models.demography.pytorch import Gender
+    from deepface.models.demography.DemographyUtils import GENDER_LABELS  # heavy; after the engine is set above
+    from deepface.models.demography.pytorch import Gender  # heavy: as above
 
     gen = torch.Generator().manual_seed(seed)
     model = Gender.base_model()
@@ -66,9 +68,7 @@ def build_clip_model(path: str | os.PathLike, seed: int = 0, image_size: int = 3
 
     ``logit_scale`` is the log of CLIP's temperature (2.6592 = log(1/0.07), CLIP's init).
     """
-    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel
-
-    from neobabel.testing import build_clip_tokenizer
+    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel  # heavy: only for CLIP tests
 
     path = Path(path)
     tok = build_clip_tokenizer(path)

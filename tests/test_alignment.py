@@ -222,6 +222,14 @@ def test_missing_model_is_an_input_error_naming_it(run, tmp_path):
     assert not (run / "alignment.parquet").exists()
 
 
+def test_unreadable_alignment_file_is_a_logged_warning_not_an_error(run, caplog):
+    (run / "alignment.parquet").write_bytes(b"not parquet")
+    with caplog.at_level("WARNING", logger="magbig.alignment"):
+        assert AL.alignment_for_report(run) is None
+    assert any(r.levelname == "WARNING" and "report without the alignment section" in r.getMessage()
+               for r in caplog.records)
+
+
 def test_report_has_the_alignment_section_when_alignment_parquet_exists(tmp_path, clip_dir):
     from typer.testing import CliRunner
 

@@ -1,4 +1,4 @@
-"""magbig.classify: the deepface, clip and world backends, offline, on real code paths.
+"""magbig.classifiers: the deepface, clip and world backends, offline, on real code paths.
 
 deepface runs its real gender network (random weights built by magbig.testing into a tmp
 DEEPFACE_HOME) behind its real OpenCV detector on a real photo (skimage's astronaut); CLIP is a
@@ -9,6 +9,7 @@ batching and bookkeeping, never accuracy.
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -18,9 +19,14 @@ from PIL import Image
 
 skimage_data = pytest.importorskip("skimage.data")
 
-from magbig import classify as C  # noqa: E402
+from magbig import classifiers as C  # noqa: E402
+from magbig.classifiers.base import scored_result  # noqa: E402
 from magbig.testing import build_clip_model, build_deepface_gender_weights  # noqa: E402
 from neobabel.errors import InputError, ModelNotAvailableError  # noqa: E402
+from neobabel.scorers.clip import CLIP_DEFAULT_REVISION  # noqa: E402
+from neobabel.world.detect import Reading  # noqa: E402
+from neobabel.world.render import render  # noqa: E402
+from neobabel.world.spec import Portrait  # noqa: E402
 
 _INITIAL_DEEPFACE_HOME = os.environ.get("DEEPFACE_HOME")
 
@@ -103,14 +109,19 @@ def test_registry_names_and_bad_options():
         C.get_classifier("world", batch_size=0)
 
 
+def test_magbig_classify_still_exports_the_public_names():
+    from magbig import classify as old  # the compatibility module over magbig.classifiers
+
+    clip_loaders = {"load_clip_model", "resolve_clip_model"}  # from neobabel.scorers.clip
+    assert all(getattr(old, name) is getattr(C, name) for name in set(old.__all__) - clip_loaders)
+    assert old.read_image is C.read_image and old.ImageRefusedError is C.ImageRefusedError
+
+
 # ----------------------------------------------------------------------------- world
 
 
 @pytest.fixture(scope="module")
 def world_images():
-    from neobabel.world.render import render
-    from neobabel.world.spec import Portrait
-
     out = {}
     for pres in ("feminine", "masculine", "ambiguous"):
         out[pres] = [render(Portrait(occ, pres, tone), seed) for seed, (occ, tone) in
@@ -134,8 +145,6 @@ def test_world_backend_maps_presentations(world_images):
 
 
 def test_world_undetermined_presentation_is_uncertain_without_score(monkeypatch, world_images):
-    from neobabel.world.detect import Reading
-
     clf = C.get_classifier("world")
     monkeypatch.setattr(clf, "_read", lambda im: Reading("portrait", "presentation_undetermined", (64, 64),
                                                          person_found=True, occupation="doctor"))
@@ -179,13 +188,13 @@ def test_classify_paths_keys_progress_and_empty(tmp_path, world_images):
 
 
 def test_uncertain_margin_rule():
-    r = C._scored("k", "x", 1, 0.55, margin=0.1)
+    r = scored_result("k", "x", 1, 0.55, margin=0.1)
     assert (r.status, r.label, r.p_female) == ("uncertain", None, 0.55)
-    r = C._scored("k", "x", 1, 0.65, margin=0.1)
+    r = scored_result("k", "x", 1, 0.65, margin=0.1)
     assert (r.status, r.label) == ("ok", "female")
-    r = C._scored("k", "x", 1, 0.3, margin=0.0)
+    r = scored_result("k", "x", 1, 0.3, margin=0.0)
     assert (r.status, r.label) == ("ok", "male")
-    assert C._scored("k", "x", 1, 0.5, margin=0.0).status == "uncertain"
+    assert scored_result("k", "x", 1, 0.5, margin=0.0).status == "uncertain"
 
 
 # ----------------------------------------------------------------------------- CLIP
@@ -264,7 +273,7 @@ def test_clip_errors_name_the_model(tmp_path, monkeypatch):
     with pytest.raises(ModelNotAvailableError) as e:
         C.get_classifier("clip")
     msg = str(e.value)
-    assert "openai/clip-vit-large-patch14" in msg and C.CLIP_DEFAULT_REVISION in msg and "hf download" in msg
+    assert "openai/clip-vit-large-patch14" in msg and CLIP_DEFAULT_REVISION in msg and "hf download" in msg
     with pytest.raises(InputError, match="does not exist"):
         C.get_classifier("clip", model=str(tmp_path / "nope"))
     (tmp_path / "half").mkdir()
@@ -277,8 +286,6 @@ def test_clip_config_is_provenance(clip_dir, clip_clf):
     assert cfg["backend"] == "clip" and cfg["model"] == str(clip_dir)
     assert cfg["male_texts"] == ["man, male, masculine"] and cfg["female_texts"] == ["woman, female, feminine"]
     assert len(cfg["model_fingerprint"]) == 16
-    import json
-
     json.dumps(cfg)
 
 

@@ -21,7 +21,7 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from magbig.classify import MAX_IMAGE_PIXELS, ImageRefusedError, classify_paths, read_image
+from magbig.classifiers import MAX_IMAGE_PIXELS, ImageRefusedError, classify_paths, read_image
 from neobabel.runs import GENERATION_SCHEMA, PathOutsideRunError, resolve_in_run
 
 
