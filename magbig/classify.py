@@ -49,6 +49,7 @@ import numpy as np
 import polars as pl
 from PIL import Image
 
+from magbig.vocab import STATUSES
 from neobabel.devices import torch_device
 from neobabel.errors import InputError, ModelNotAvailableError
 from neobabel.scorers.clip import (  # noqa: F401  (re-exported: public names of this module)
@@ -72,8 +73,6 @@ __all__ = [
     "resolve_clip_model",
     "results_frame",
 ]
-
-STATUSES = ("ok", "no_face", "multiple_faces", "uncertain", "error")
 
 #: Column order and dtypes of the frame :func:`classify_paths` returns (labels.parquet rows).
 LABELS_SCHEMA: dict[str, pl.DataType] = {
