@@ -233,65 +233,14 @@ def run_audit(spec: AuditSpec, out: str | os.PathLike, progress: bool = True, *,
 
 def _run_locked(spec: AuditSpec, run: RunDir, ps, classifiers, pipe, params, param_dict: dict,
                 audit_spec: dict, progress: bool, report_files: bool) -> Path:
-    identity = pipe.identity()
-    n, reject = spec.n, spec.face_policy == "reject"
-    tries = spec.max_tries if reject else 1
-    primary = classifiers[0]
     store = LabelStore(run.path)
-    run_info = {
-        "command": "magbig audit",
-        "audit": spec.model_dump(mode="json"),
-        "prompt_set": {"name": ps.name, "version": ps.version, "source": ps.source, "count": len(ps),
-                       "langs": ps.langs, "formulations": ps.formulations,
-                       "subjects": len(ps.subjects)},
-        "images_per_prompt": n, "base_seed": spec.seed, "batch_size": spec.batch_size,
-        "audit_status": "running",
-    }
-    unit_rows: list[dict] = []
-    rejections: list[dict] = []
-    pending = [(p, i) for p in ps for i in range(n)]
+    gen = _Generation(pipe, params, param_dict, _run_info(spec, ps), audit_spec, spec.batch_size, progress)
     try:
-        for attempt in range(tries):
-            if not pending:
-                break
-            units = [WorkUnit(p.id, p.text, p.lang, image_seed(p.subject, spec.seed, i + attempt * n, spec.seeds),
-                              p.subject, p.formulation) for p, i in pending]
-            keys = [image_key(identity, u, param_dict) for u in units]
-            generate_into_run(pipe, units, run, params, batch_size=spec.batch_size, progress=progress,
-                              spec=run_info, run_spec=audit_spec)
-            by_key = {r["key"]: r for r in run.load_manifest().iter_rows(named=True)}
-            missing = [k for k in keys if k not in by_key]
-            if missing:
-                raise RuntimeError(f"image {missing[0]} is not in {run.manifest_path} after generation")
-            info = run.read_run_json()
-            _update_run_json(run, classifiers=_record_classifiers(info, [c.config() for c in classifiers]))
-            label_images(run, store, primary, [by_key[k] for k in keys], progress=progress)
-            lab = {r["key"]: r for r in store.frame().filter(pl.col("classifier") == primary.name)
-                   .iter_rows(named=True)}
-            still = []
-            last = attempt == tries - 1
-            for (p, i), u, k in zip(pending, units, keys):
-                row = lab[k]
-                face_ok = row["faces"] == 1 and row["status"] in FACE_OK_STATUSES
-                accepted = face_ok or not reject
-                unit_rows.append({"prompt_id": p.id, "subject": p.subject, "lang": p.lang,
-                                  "formulation": p.formulation, "text": p.text, "slot": i,
-                                  "attempt": attempt, "seed": u.seed, "key": k,
-                                  "in_audit": accepted or last})
-                if reject and not face_ok:
-                    rejections.append({"prompt_id": p.id, "subject": p.subject, "lang": p.lang,
-                                       "formulation": p.formulation, "slot": i, "attempt": attempt,
-                                       "seed": u.seed, "key": k, "classifier": primary.name,
-                                       "faces": row["faces"], "status": row["status"], "cap_reached": last})
-                    if not last:
-                        still.append((p, i))
-            pending = still
-            write_units(run, unit_rows)
-            write_rejections(run, rejections)
+        unit_rows, rejections = _sample_slots(spec, run, ps, classifiers, store, gen)
         in_audit = [r for r in unit_rows if r["in_audit"]]
-        by_key = {r["key"]: r for r in run.load_manifest().iter_rows(named=True)}
+        by_key = _manifest_by_key(run)
         audit_rows = [by_key[k] for k in dict.fromkeys(r["key"] for r in in_audit)]
-        for clf in classifiers[1:]:
+        for clf in classifiers[1:]:  # later classifiers label only the images in the audit
             label_images(run, store, clf, audit_rows, progress=progress)
     except KeyboardInterrupt:
         _update_run_json(run, audit_status="interrupted")
@@ -301,12 +250,98 @@ def _run_locked(spec: AuditSpec, run: RunDir, ps, classifiers, pipe, params, par
         raise
     capped = sum(1 for r in rejections if r["cap_reached"])
     _update_run_json(run, audit_status="complete", audit_result={
-        "prompts": len(ps), "slots": len(ps) * n, "images_generated": len({r["key"] for r in unit_rows}),
+        "prompts": len(ps), "slots": len(ps) * spec.n, "images_generated": len({r["key"] for r in unit_rows}),
         "images_in_audit": len(in_audit), "rejected_tries": len(rejections), "slots_cap_reached": capped,
-        "face_policy": spec.face_policy, "max_tries": tries})
+        "face_policy": spec.face_policy, "max_tries": _tries(spec)})
     if report_files:
         report(run.path, n_boot=spec.n_boot)
     return run.path
+
+
+class _Generation:
+    """How this audit generates images: the pipeline, its resolved params and what
+    :func:`generate_into_run` records in run.json."""
+
+    def __init__(self, pipe, params, param_dict: dict, run_info: dict, audit_spec: dict, batch_size: int,
+                 progress: bool):
+        self.pipe, self.params, self.param_dict = pipe, params, param_dict
+        self.identity = pipe.identity()
+        self.run_info, self.audit_spec = run_info, audit_spec
+        self.batch_size, self.progress = batch_size, progress
+
+    def generate(self, run: RunDir, units: list[WorkUnit]) -> list[dict]:
+        """Generate the units not in the run yet; -> the manifest row of every unit, in order."""
+        keys = [image_key(self.identity, u, self.param_dict) for u in units]
+        generate_into_run(self.pipe, units, run, self.params, batch_size=self.batch_size, progress=self.progress,
+                          spec=self.run_info, run_spec=self.audit_spec)
+        by_key = _manifest_by_key(run)
+        missing = [k for k in keys if k not in by_key]
+        if missing:
+            raise RuntimeError(f"image {missing[0]} is not in {run.manifest_path} after generation")
+        return [by_key[k] for k in keys]
+
+
+def _run_info(spec: AuditSpec, ps) -> dict:
+    return {
+        "command": "magbig audit",
+        "audit": spec.model_dump(mode="json"),
+        "prompt_set": {"name": ps.name, "version": ps.version, "source": ps.source, "count": len(ps),
+                       "langs": ps.langs, "formulations": ps.formulations,
+                       "subjects": len(ps.subjects)},
+        "images_per_prompt": spec.n, "base_seed": spec.seed, "batch_size": spec.batch_size,
+        "audit_status": "running",
+    }
+
+
+def _tries(spec: AuditSpec) -> int:
+    return spec.max_tries if spec.face_policy == "reject" else 1
+
+
+def _manifest_by_key(run: RunDir) -> dict[str, dict]:
+    return {r["key"]: r for r in run.load_manifest().iter_rows(named=True)}
+
+
+def _sample_slots(spec: AuditSpec, run: RunDir, ps, classifiers, store: LabelStore,
+                  gen: _Generation) -> tuple[list[dict], list[dict]]:
+    """Fill every (prompt, slot): generate, label with the first classifier, and under
+    ``face_policy: reject`` retry the slots without exactly one face (module docstring, 4).
+    units.parquet and rejections.parquet are rewritten after every try. -> (units, rejections)."""
+    n, reject, tries = spec.n, spec.face_policy == "reject", _tries(spec)
+    primary = classifiers[0]
+    unit_rows: list[dict] = []
+    rejections: list[dict] = []
+    pending = [(p, i) for p in ps for i in range(n)]
+    for attempt in range(tries):
+        if not pending:
+            break
+        units = [WorkUnit(p.id, p.text, p.lang, image_seed(p.subject, spec.seed, i + attempt * n, spec.seeds),
+                          p.subject, p.formulation) for p, i in pending]
+        rows = gen.generate(run, units)
+        info = run.read_run_json()
+        _update_run_json(run, classifiers=_record_classifiers(info, [c.config() for c in classifiers]))
+        label_images(run, store, primary, rows, progress=gen.progress)
+        labels = {r["key"]: r for r in store.frame().filter(pl.col("classifier") == primary.name)
+                  .iter_rows(named=True)}
+        last = attempt == tries - 1
+        still = []
+        for (p, i), u, row in zip(pending, units, rows):
+            label = labels[row["key"]]
+            face_ok = label["faces"] == 1 and label["status"] in FACE_OK_STATUSES
+            unit_rows.append({"prompt_id": p.id, "subject": p.subject, "lang": p.lang,
+                              "formulation": p.formulation, "text": p.text, "slot": i,
+                              "attempt": attempt, "seed": u.seed, "key": row["key"],
+                              "in_audit": face_ok or not reject or last})
+            if reject and not face_ok:
+                rejections.append({"prompt_id": p.id, "subject": p.subject, "lang": p.lang,
+                                   "formulation": p.formulation, "slot": i, "attempt": attempt,
+                                   "seed": u.seed, "key": row["key"], "classifier": primary.name,
+                                   "faces": label["faces"], "status": label["status"], "cap_reached": last})
+                if not last:
+                    still.append((p, i))
+        pending = still
+        write_units(run, unit_rows)
+        write_rejections(run, rejections)
+    return unit_rows, rejections
 
 
 # --------------------------------------------------------------------------------------------
