@@ -6,11 +6,11 @@ directory contract"):
 1. select prompts (built-in set, an official MAGBIG folder or the Hub) by set, languages,
    formulations and subjects (``subjects: world`` = the 12 occupations of the Babel world);
 2. one work unit per (prompt, image slot i), seed ``seed + i`` plus the prompt's subject offset
-   (:func:`image_seed`; ``seeds: shared`` drops the offset); images are generated through
+   (:func:`magbig.auditspec.image_seed`; ``seeds: shared`` drops the offset); images are generated through
    :func:`neobabel.runs.generate_into_run` (content keys, atomic writes, skips keys done);
 3. every image not yet labelled by a classifier (same name and same configuration) is
    classified and its rows are appended to ``labels.parquet`` — one row per (key,
-   classifier), never duplicated — after every classifier batch (see :class:`LabelStore`);
+   classifier), never duplicated — after every classifier batch (see :class:`magbig.rundata.LabelStore`);
 4. face policy ``keep`` (default): every image is in the audit with its face status.
    ``reject`` is MAGBIG's rejection sampling: slot i of a prompt tries seeds
    ``seed + i``, ``seed + i + n``, ``seed + i + 2n``, … (plus the subject offset) until the
@@ -27,15 +27,19 @@ directory contract"):
 Which images are "in the audit" is recorded in ``units.parquet`` (one row per prompt slot and
 try: prompt_id, subject, lang, formulation, text, slot, attempt, seed, key, in_audit);
 ``labels.parquet`` holds every labelled image, rejected tries included, so the statistics
-always join ``units`` (``in_audit``) with ``labels`` (one classifier): :func:`audit_frame`.
+always join ``units`` (``in_audit``) with ``labels`` (one classifier): :func:`magbig.rundata.audit_frame`.
 Two prompts with the same text and language (e.g. a language whose direct form is already
 feminine) share their images: same text, language and seed give the same pixels.
 
 A kill at any point loses at most the batch in flight; rerunning the same command resumes.
 One run directory holds one audit: resuming it with another model, params or prompt selection
-(:func:`magbig.auditspec.audit_selection`) is refused before anything is written, so its tables never mix
-rows of two audits. The audit, ``magbig classify`` and ``magbig report`` hold the directory's
-lock (:func:`neobabel.runs.locked`) while they write.
+(:func:`magbig.auditspec.audit_selection`) is refused before anything is written, so its tables
+never mix rows of two audits. The audit, ``magbig classify`` and ``magbig report`` hold the
+directory's lock (:func:`neobabel.runs.locked`) while they write.
+
+This module runs audits. Its neighbours hold the rest, and it re-exports their public names:
+:mod:`magbig.auditspec` (the spec, seeds), :mod:`magbig.rundata` (the run's tables),
+:mod:`magbig.planted` (recovery of planted shares), :mod:`magbig.compare` (two runs).
 """
 
 from __future__ import annotations
@@ -60,8 +64,8 @@ from magbig.planted import (  # noqa: F401
 )
 from magbig.prompts import load_prompts
 from magbig.rundata import (  # noqa: F401
-    LABELS_COLUMNS, LabelStore, audit_frame, classifier_names, config_id, open_run, read_units, write_rejections,
-    write_units,
+    LABELS_COLUMNS, LabelStore, audit_frame, classifier_names, config_id, labels_frame, open_run, read_units,
+    write_rejections, write_units,
 )
 from magbig.selftest import OraclePipeline
 from magbig.vocab import FACE_OK_STATUSES
@@ -142,7 +146,7 @@ def load_pipeline(spec: AuditSpec, prompts=None):
 
 
 # --------------------------------------------------------------------------------------------
-# labels.parquet
+# labelling
 
 
 def _bar(enabled: bool, total: int, what: str):
@@ -172,14 +176,7 @@ def label_images(run: RunDir, store: LabelStore, classifier, rows: Sequence[dict
                 # Paths are resolved inside the run directory; others become error rows, unopened.
                 results = classifier.classify([str(r["path"] or "") for r in chunk], keys=[r["key"] for r in chunk],
                                               batch_size=bs, run_dir=run.path)
-                frame = pl.DataFrame([{
-                    "key": r["key"], "prompt_id": r.get("prompt_id"), "subject": r.get("subject"),
-                    "lang": r.get("lang"), "formulation": r.get("formulation"), "seed": r.get("seed"),
-                    "classifier": res.classifier, "config_id": cid, "faces": res.faces,
-                    "status": res.status, "p_female": res.p_female, "label": res.label,
-                    "detail": res.detail,
-                } for r, res in zip(chunk, results)], schema=LABELS_COLUMNS)
-                store.append(frame)
+                store.append(labels_frame(chunk, results, cid))
                 advance(len(chunk))
     finally:
         store.merge()
@@ -345,7 +342,7 @@ def _sample_slots(spec: AuditSpec, run: RunDir, ps, classifiers, store: LabelSto
 
 
 # --------------------------------------------------------------------------------------------
-# after the run: frames, relabel, report, compare
+# after the run: relabel, report
 
 
 def relabel(run_dir: str | os.PathLike, classifier: str, options: dict | None = None, *,

@@ -37,6 +37,7 @@ __all__ = [
     "classifier_column_name",
     "classifier_names",
     "config_id",
+    "labels_frame",
     "open_run",
     "read_units",
     "with_key_column",
@@ -120,6 +121,18 @@ def with_key_column(df: pl.DataFrame) -> pl.DataFrame:
     if "key" not in df.columns and "image" in df.columns:
         return df.rename({"image": "key"})
     return df
+
+
+def labels_frame(rows: Sequence[dict], results: Sequence, cid: str) -> pl.DataFrame:
+    """labels.parquet rows: each manifest row's key and prompt beside its classifier result
+    (a :class:`magbig.classify.ClassificationResult`); ``cid`` is the classifier's config_id."""
+    return pl.DataFrame([{
+        "key": r["key"], "prompt_id": r.get("prompt_id"), "subject": r.get("subject"),
+        "lang": r.get("lang"), "formulation": r.get("formulation"), "seed": r.get("seed"),
+        "classifier": res.classifier, "config_id": cid, "faces": res.faces,
+        "status": res.status, "p_female": res.p_female, "label": res.label,
+        "detail": res.detail,
+    } for r, res in zip(rows, results)], schema=LABELS_COLUMNS)
 
 
 def classifier_column_name(c: dict) -> str:
