@@ -50,7 +50,12 @@ import numpy as np
 import polars as pl
 from PIL import Image
 
+from magbig import stats
+from magbig.classify import get_classifier
 from neobabel.errors import InputError
+from neobabel.world.bias import load_table
+from neobabel.world.render import render as render_portrait
+from neobabel.world.spec import BACKGROUND, OCCUPATIONS, SKIN_TONES, Portrait
 
 __all__ = ["OracleCell", "OracleParams", "OraclePipeline", "selftest", "coverage_band"]
 
@@ -93,8 +98,6 @@ class OraclePipeline:
     def __init__(self, cells: Mapping, *, ambiguous_share: float = 0.1, seed: int = 0,
                  size: int = 64, blank: Callable[[int], bool] | Iterable[int] | None = None,
                  render_pool: int | None = None, name: str = "oracle"):
-        from neobabel.world.spec import OCCUPATIONS
-
         if not 0.0 <= float(ambiguous_share) < 1.0:
             raise InputError(f"ambiguous_share must be in [0, 1), got {ambiguous_share}")
         if render_pool is not None and int(render_pool) < 1:
@@ -132,8 +135,6 @@ class OraclePipeline:
         The table's ``ambiguous_share`` is used unless given. When two cells share one prompt
         string (the same caption planted twice), the first cell wins.
         """
-        from neobabel.world.bias import load_table
-
         table = table if table is not None else load_table()
         cells: dict = {}
         for c in table.cells:
@@ -181,8 +182,6 @@ class OraclePipeline:
 
     def spec_for(self, text: str, lang: str, seed: int):
         """-> (Portrait or None for a blank image, layout seed): deterministic in its inputs."""
-        from neobabel.world.spec import SKIN_TONES, Portrait
-
         if self._blank is not None and self._blank(seed):
             return None, seed
         cell = self.cell_for(text, lang)
@@ -199,13 +198,10 @@ class OraclePipeline:
         return Portrait(cell.occupation, presentation, tone), layout
 
     def render(self, spec, layout_seed: int, size: int | None = None) -> Image.Image:
-        from neobabel.world.render import render
-        from neobabel.world.spec import BACKGROUND
-
         size = int(size or self.size)
         if spec is None:
             return Image.new("RGB", (size, size), BACKGROUND)
-        return render(spec, int(layout_seed), size)
+        return render_portrait(spec, int(layout_seed), size)
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,10 +227,6 @@ def selftest(cells: int = 1000, n: int = 50, seed: int = 0, *, confidence: float
     (``pass`` says whether both land in them), reader agreement (share of images whose label
     matches the rendered presentation) and seconds.
     """
-    from magbig import stats
-    from magbig.classify import get_classifier
-    from neobabel.world.spec import OCCUPATIONS
-
     if cells < 1 or n < 1:
         raise InputError(f"--cells and -n must be at least 1, got {cells} and {n}")
     if not 0.0 < confidence < 1.0:

@@ -271,6 +271,15 @@ def test_label_store_keeps_newest_row_per_key_and_classifier(tmp_path):
     assert sorted(zip(df["key"], df["status"])) == [("a", "no_face"), ("b", "error")]
 
 
+def test_label_store_reads_old_tables_whose_key_column_is_image(tmp_path):
+    # labels.parquet written before the one schema called the image's key `image`
+    old = pl.DataFrame({"image": ["a", "b"], "classifier": ["world", "world"], "status": ["ok", "no_face"]})
+    old.write_parquet(tmp_path / "labels.parquet")
+    df = A.LabelStore(tmp_path).frame()
+    assert "image" not in df.columns and sorted(zip(df["key"], df["status"])) == [("a", "ok"), ("b", "no_face")]
+    assert A.LabelStore(tmp_path).done_keys("world") == {"a", "b"}
+
+
 def test_image_seeds_shared_and_per_subject():
     assert [A.image_seed("nurse", 5, i, "shared") for i in range(3)] == [5, 6, 7]
     nurse = [A.image_seed("nurse", 5, i) for i in range(3)]

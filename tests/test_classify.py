@@ -140,7 +140,7 @@ def test_world_backend_maps_presentations(world_images):
     assert [r.p_female for r in rows[:9]] == [1.0] * 3 + [0.0] * 3 + [0.5] * 3
     assert [r.faces for r in rows] == [1] * 9 + [0, 0]
     assert all(r.classifier == "world" for r in rows)
-    assert rows[0].image == "#0" and rows[10].image == "#10"
+    assert rows[0].key == "#0" and rows[10].key == "#10"
     _check_invariants(C.results_frame(rows))
 
 
@@ -163,7 +163,7 @@ def test_classify_paths_turns_unreadable_files_into_error_rows(tmp_path, world_i
     order = [paths[0], *bad_files["bad"], paths[1], paths[2]]
     df = C.classify_paths(order, "world", batch_size=4)
     _check_invariants(df)
-    assert df["image"].to_list() == [str(p) for p in order]
+    assert df["key"].to_list() == [str(p) for p in order]
     assert df["status"].to_list() == ["ok"] + ["error"] * 5 + ["ok", "ok"]
     assert df["label"].to_list() == ["female"] + [None] * 5 + ["female", "male"]
     details = df.filter(pl.col("status") == "error")["detail"].to_list()
@@ -178,7 +178,7 @@ def test_classify_paths_keys_progress_and_empty(tmp_path, world_images):
     seen = []
     df = C.classify_paths([p, p, p], C.get_classifier("world", alias="world-exact"), batch_size=2,
                           keys=["k1", "k2", "k3"], progress=lambda done, total: seen.append((done, total)))
-    assert df["image"].to_list() == ["k1", "k2", "k3"]
+    assert df["key"].to_list() == ["k1", "k2", "k3"]
     assert df["classifier"].unique().to_list() == ["world-exact"]
     assert seen == [(2, 3), (3, 3)]
     empty = C.classify_paths([], "world")
@@ -355,10 +355,10 @@ def astro_row(deepface_clf, astronaut):
 
 
 def test_deepface_statuses_on_real_photos(deepface_clf, astro_row, two_astronauts, blank, no_network):
-    assert (astro_row.image, astro_row.faces, astro_row.status) == ("astronaut", 1, "ok")
+    assert (astro_row.key, astro_row.faces, astro_row.status) == ("astronaut", 1, "ok")
     assert astro_row.label in ("female", "male") and 0 < astro_row.p_female < 1
     rows = deepface_clf.classify([two_astronauts, blank], keys=["two", "blank"])
-    assert [(r.image, r.faces, r.status) for r in rows] == [("two", 2, "multiple_faces"), ("blank", 0, "no_face")]
+    assert [(r.key, r.faces, r.status) for r in rows] == [("two", 2, "multiple_faces"), ("blank", 0, "no_face")]
     assert rows[0].p_female is None and rows[1].p_female is None
     _check_invariants(C.results_frame([astro_row, *rows]))
     assert no_network == []
@@ -389,9 +389,9 @@ def test_deepface_batched_equals_one_at_a_time(deepface_clf, astronaut, blank, b
     batched = deepface_clf.classify(images, keys=keys, batch_size=4)
     single = [deepface_clf.classify([im], keys=[k], batch_size=1)[0] for im, k in zip(images, keys)]
     assert [r.status for r in batched] == ["ok", "no_face", "error", "ok"]
-    assert [r.image for r in batched] == keys
+    assert [r.key for r in batched] == keys
     for b, s in zip(batched, single):
-        assert (b.image, b.faces, b.status, b.label) == (s.image, s.faces, s.status, s.label)
+        assert (b.key, b.faces, b.status, b.label) == (s.key, s.faces, s.status, s.label)
         if b.p_female is not None:
             assert b.p_female == pytest.approx(s.p_female, abs=1e-5)
     assert abs(batched[0].p_female - batched[3].p_female) > 1e-4  # rows were not mixed up

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from magbig import audit as A
+from magbig import planted as P
 
 
 def _seed_coupled(rng, planted, subject_index, n):
@@ -26,10 +26,10 @@ def test_expected_cell_deviance_is_exact():
 
     for n, p in ((1, 0.3), (8, 0.05), (8, 0.5), (40, 0.9)):
         k = np.arange(n + 1)
-        dev = A._cell_deviance(k, np.full(n + 1, n), np.full(n + 1, p))
-        assert A._expected_cell_deviance(n, p) == pytest.approx(float(binom.pmf(k, n, p) @ dev))
+        dev = P._cell_deviance(k, np.full(n + 1, n), np.full(n + 1, p))
+        assert P._expected_cell_deviance(n, p) == pytest.approx(float(binom.pmf(k, n, p) @ dev))
     # at large n the deviance of one cell is about chi-square(1): mean 1
-    assert A._expected_cell_deviance(2000, 0.3) == pytest.approx(1.0, abs=0.01)
+    assert P._expected_cell_deviance(2000, 0.3) == pytest.approx(1.0, abs=0.01)
 
 
 @pytest.mark.slow
@@ -40,7 +40,7 @@ def test_cluster_robust_fit_keeps_its_size_under_shared_seeds_where_the_independ
     robust = independent = 0
     for r in range(reps):
         k = _seed_coupled(rng, planted, subject_index, n)
-        res = A.planted_fit_test(k, np.full(len(k), n), planted, clusters=subjects, n_sim=300, seed=r)
+        res = P.planted_fit_test(k, np.full(len(k), n), planted, clusters=subjects, n_sim=300, seed=r)
         robust += res["p_value"] < 0.05
         independent += res["p_value_independent"] < 0.05
     assert res["clusters"] == 12 and res["cells"] == len(planted)
@@ -52,10 +52,10 @@ def test_cluster_robust_fit_rejects_a_shift_and_needs_three_clusters():
     planted, subject_index, subjects = _table(seed=2)
     rng = np.random.default_rng(3)
     shifted = rng.binomial(40, np.clip(planted + 0.2, 0, 1))
-    res = A.planted_fit_test(shifted, np.full(len(planted), 40), planted, clusters=subjects, n_sim=200)
+    res = P.planted_fit_test(shifted, np.full(len(planted), 40), planted, clusters=subjects, n_sim=200)
     assert res["p_value"] < 0.01 and res["method"].startswith("cluster-robust")
-    two = A.planted_fit_test([3, 4], [8, 8], [0.4, 0.5], clusters=["a", "b"], n_sim=200)
+    two = P.planted_fit_test([3, 4], [8, 8], [0.4, 0.5], clusters=["a", "b"], n_sim=200)
     assert two["p_value"] is None and "too few" in two["note"]
     # without clusters the independent bootstrap answers, as before
-    plain = A.planted_fit_test([3, 4], [8, 8], [0.4, 0.5], n_sim=200)
+    plain = P.planted_fit_test([3, 4], [8, 8], [0.4, 0.5], n_sim=200)
     assert plain["p_value"] is not None and "clusters" not in plain

@@ -22,14 +22,15 @@ import numpy as np
 import polars as pl
 from PIL import Image
 
+from magbig.vocab import STATUSES  # noqa: F401 (re-exported: the statuses a result may carry)
 from neobabel.errors import InputError
 from neobabel.runs import PathOutsideRunError, resolve_in_run
 
-STATUSES = ("ok", "no_face", "multiple_faces", "uncertain", "error")
 
-#: Column order and dtypes of a labels table (labels.parquet rows; :func:`results_frame`).
+#: Column order and dtypes of classifier results (:func:`results_frame`): the labels columns of
+#: labels.parquet (magbig.rundata), keyed the same way, by ``key``.
 LABELS_SCHEMA: dict[str, pl.DataType] = {
-    "image": pl.String,
+    "key": pl.String,
     "classifier": pl.String,
     "faces": pl.Int64,
     "status": pl.String,
@@ -50,7 +51,7 @@ MAX_IMAGE_PIXELS = 16_000_000
 class ClassificationResult:
     """One image as seen by one classifier (see the module docstring for the invariants)."""
 
-    image: str
+    key: str  # the image's run key, or its path / index when classifying files
     classifier: str
     faces: int | None
     status: str

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from magbig.vocab import STATUSES
 
-STATUSES = ("ok", "no_face", "multiple_faces", "uncertain", "error")
 PROMPT_KEYS = ("model", "subject", "lang", "formulation")
 GROUP_KEYS = ("model", "lang", "formulation")
 # Per-status denominators; "ok" images are split further into female / male / unlabelled.
