@@ -20,7 +20,7 @@ from neobabel.errors import InputError
 from neobabel.pipeline import GenerationParams
 from neobabel.runs import (
     RunDir, RunDirInUse, RunSpecMismatch, WorkUnit, atomic_write_bytes, atomic_write_json, clean_temp_files,
-    generate_into_run, image_key, lock_owner, png_bytes, read_png_metadata, units_for,
+    generate_into_run, image_key, lock_owner, png_bytes, read_png_metadata, sd_parameters_text, units_for,
 )
 
 DESIGN_COLUMNS = ["key", "prompt_id", "lang", "formulation", "subject", "text", "seed", "path", "sha256",
@@ -430,6 +430,27 @@ def test_identical_specs_give_byte_identical_pngs(pipe, units, params, reference
     cols = ["key", "prompt_id", "sha256"]
     assert manifest(run).select(cols).sort(cols).equals(manifest(reference).select(cols).sort(cols))
     assert manifest(reference)["seconds"].is_not_null().all()  # timing lives in the manifest only
+
+
+def test_pngs_carry_the_parameters_text_other_sd_tools_read(reference):
+    """A1111/ComfyUI image-info views read one `parameters` chunk: prompt, then the settings line."""
+    for png in sorted(reference.images.glob("*.png")):
+        meta = read_png_metadata(png)
+        prompt, settings = meta["parameters"].split("\n")
+        assert prompt == meta["prompt"]
+        assert f"Seed: {meta['seed']}," in settings
+        assert settings.startswith("Steps: 2, Sampler: default, CFG scale: 3.0, ")
+        assert "Size: 64x64" in settings
+
+
+def test_parameters_text_layout():
+    params = {**PARAMS, "steps": 20, "scheduler": "ddim", "guidance": 4.0, "width": 32, "height": 32,
+              "negative_prompt": "blurry"}
+    assert sd_parameters_text("a cat", 3, "world", params) == (
+        "a cat\nNegative prompt: blurry\n"
+        "Steps: 20, Sampler: ddim, CFG scale: 4.0, Seed: 3, Size: 32x32, Model: world")
+    # a value with a comma or colon is quoted, as A1111 does, so the line still splits into fields
+    assert sd_parameters_text("x", 1, "C:/m,1", PARAMS).endswith('Model: "C:/m,1"')
 
 
 # -- one spec per run directory ----------------------------------------------------------------
