@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -14,10 +16,14 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from conftest import run_in_process
 from PIL import Image
 
+from magbig import cli as magbig_cli
+from magbig.audit import make_spec, run_audit
+from magbig.selftest import OraclePipeline
 from neobabel.errors import InputError
-from neobabel.pipeline import GenerationParams
+from neobabel.pipeline import BabelPipeline, GenerationParams
 from neobabel.runs import (
     RunDir, RunDirInUse, RunSpecMismatch, WorkUnit, atomic_write_bytes, atomic_write_json, clean_temp_files,
     generate_into_run, image_key, lock_owner, png_bytes, read_png_metadata, sd_parameters_text, units_for,
@@ -32,8 +38,6 @@ PROMPTS = [("doctor-en", "a photo of the face of a doctor", "en"),
 
 @pytest.fixture(scope="module")
 def pipe(babel_sd_dir):
-    from neobabel.pipeline import BabelPipeline
-
     return BabelPipeline.from_pretrained(babel_sd_dir)
 
 
@@ -668,8 +672,6 @@ def test_temp_cleanup_spares_live_processes(pipe, units, params, tmp_path):
 # -- audits hold one audit ------------------------------------------------------------------------
 
 def _audit_spec(**kw):
-    from magbig.audit import make_spec
-
     data = {"name": "t", "model": "oracle", "subjects": ["nurse"], "langs": ["en"],
             "formulations": ["direct"], "n": 2, "classifiers": [{"name": "world"}], "n_boot": 100}
     data.update(kw)
@@ -678,9 +680,6 @@ def _audit_spec(**kw):
 
 @pytest.fixture(scope="module")
 def oracle_audit(tmp_path_factory):
-    from magbig.audit import run_audit
-    from magbig.selftest import OraclePipeline
-
     out = tmp_path_factory.mktemp("audit") / "run"
     run_audit(_audit_spec(), out, progress=False, pipeline=OraclePipeline.from_bias_table(), report_files=False)
     return out
@@ -695,9 +694,6 @@ def oracle_audit(tmp_path_factory):
     ({"size": "48"}, "params.width: 64 -> 48"),
 ])
 def test_resumed_audit_with_another_spec_is_refused(oracle_audit, change, needle):
-    from magbig.audit import run_audit
-    from magbig.selftest import OraclePipeline
-
     before = snapshot(oracle_audit)
     with pytest.raises(RunSpecMismatch) as e:
         run_audit(_audit_spec(**change), oracle_audit, progress=False, pipeline=OraclePipeline.from_bias_table(),
@@ -708,9 +704,6 @@ def test_resumed_audit_with_another_spec_is_refused(oracle_audit, change, needle
 
 
 def test_audit_and_generate_do_not_share_a_run_dir(oracle_audit, tmp_path, pipe, params):
-    from magbig.audit import run_audit
-    from magbig.selftest import OraclePipeline
-
     oracle = OraclePipeline.from_bias_table()
     before = snapshot(oracle_audit)
     unit = WorkUnit("x", "A photo of the face of a nurse.", "en", 0)
@@ -727,12 +720,6 @@ def test_audit_and_generate_do_not_share_a_run_dir(oracle_audit, tmp_path, pipe,
 
 
 def test_magbig_audit_cli_refuses_another_audit(oracle_audit, monkeypatch, capsys, tmp_path):
-    import shutil
-    import signal
-
-    from conftest import run_in_process
-    from magbig import cli as magbig_cli
-
     out = tmp_path / "run"
     shutil.copytree(oracle_audit, out)
     cfg = tmp_path / "a.yaml"
