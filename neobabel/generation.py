@@ -20,20 +20,21 @@ from pathlib import Path
 
 import polars as pl
 
-from neobabel.errors import InputError
-from neobabel.progress import progress_bar
 from neobabel.atomicfiles import atomic_write_bytes
-from neobabel.runlock import locked
+from neobabel.errors import InputError
 from neobabel.pngmeta import png_bytes, png_metadata, read_png_metadata
+from neobabel.progress import progress_bar
 from neobabel.rundir import (
     GENERATION_SCHEMA, RUN_FORMAT_VERSION, RunDir, WorkUnit, image_key, key_params, now_iso, package_versions,
 )
+from neobabel.runlock import locked
 from neobabel.runspec import check_run_spec, generation_spec
 
 MANIFEST_FLUSH_SECONDS = 10.0
 
 
 def _row(key: str, unit: WorkUnit, sha: str, seconds: float, model: str) -> dict:
+    """One generations.parquet row (GENERATION_SCHEMA)."""
     return {"key": key, "prompt_id": unit.prompt_id, "lang": unit.lang, "formulation": unit.formulation,
             "subject": unit.subject, "text": unit.text, "seed": unit.seed, "path": f"images/{key}.png",
             "sha256": sha, "seconds": seconds, "model": model}
