@@ -27,6 +27,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing import forkserver as fs
 from pathlib import Path
 
 import polars as pl
@@ -148,8 +149,6 @@ def forkserver():
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD + [__name__])
     yield ctx
-    from multiprocessing import forkserver as fs
-
     stop = getattr(fs._forkserver, "_stop", None)  # private; frees the preloaded modules' memory
     if stop is not None:
         stop()

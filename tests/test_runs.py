@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -14,13 +16,17 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from conftest import run_in_process
 from PIL import Image
 
+from magbig import cli as magbig_cli
+from magbig.audit import make_spec, run_audit
+from magbig.selftest import OraclePipeline
 from neobabel.errors import InputError
-from neobabel.pipeline import GenerationParams
+from neobabel.pipeline import BabelPipeline, GenerationParams
 from neobabel.runs import (
     RunDir, RunDirInUse, RunSpecMismatch, WorkUnit, atomic_write_bytes, atomic_write_json, clean_temp_files,
-    generate_into_run, image_key, lock_owner, png_bytes, read_png_metadata, units_for,
+    generate_into_run, image_key, lock_owner, png_bytes, read_png_metadata, sd_parameters_text, units_for,
 )
 
 DESIGN_COLUMNS = ["key", "prompt_id", "lang", "formulation", "subject", "text", "seed", "path", "sha256",
@@ -32,8 +38,6 @@ PROMPTS = [("doctor-en", "a photo of the face of a doctor", "en"),
 
 @pytest.fixture(scope="module")
 def pipe(babel_sd_dir):
-    from neobabel.pipeline import BabelPipeline
-
     return BabelPipeline.from_pretrained(babel_sd_dir)
 
 
@@ -432,6 +436,27 @@ def test_identical_specs_give_byte_identical_pngs(pipe, units, params, reference
     assert manifest(reference)["seconds"].is_not_null().all()  # timing lives in the manifest only
 
 
+def test_pngs_carry_the_parameters_text_other_sd_tools_read(reference):
+    """A1111/ComfyUI image-info views read one `parameters` chunk: prompt, then the settings line."""
+    for png in sorted(reference.images.glob("*.png")):
+        meta = read_png_metadata(png)
+        prompt, settings = meta["parameters"].split("\n")
+        assert prompt == meta["prompt"]
+        assert f"Seed: {meta['seed']}," in settings
+        assert settings.startswith("Steps: 2, Sampler: default, CFG scale: 3.0, ")
+        assert "Size: 64x64" in settings
+
+
+def test_parameters_text_layout():
+    params = {**PARAMS, "steps": 20, "scheduler": "ddim", "guidance": 4.0, "width": 32, "height": 32,
+              "negative_prompt": "blurry"}
+    assert sd_parameters_text("a cat", 3, "world", params) == (
+        "a cat\nNegative prompt: blurry\n"
+        "Steps: 20, Sampler: ddim, CFG scale: 4.0, Seed: 3, Size: 32x32, Model: world")
+    # a value with a comma or colon is quoted, as A1111 does, so the line still splits into fields
+    assert sd_parameters_text("x", 1, "C:/m,1", PARAMS).endswith('Model: "C:/m,1"')
+
+
 # -- one spec per run directory ----------------------------------------------------------------
 
 def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
@@ -647,8 +672,6 @@ def test_temp_cleanup_spares_live_processes(pipe, units, params, tmp_path):
 # -- audits hold one audit ------------------------------------------------------------------------
 
 def _audit_spec(**kw):
-    from magbig.audit import make_spec
-
     data = {"name": "t", "model": "oracle", "subjects": ["nurse"], "langs": ["en"],
             "formulations": ["direct"], "n": 2, "classifiers": [{"name": "world"}], "n_boot": 100}
     data.update(kw)
@@ -657,9 +680,6 @@ def _audit_spec(**kw):
 
 @pytest.fixture(scope="module")
 def oracle_audit(tmp_path_factory):
-    from magbig.audit import run_audit
-    from magbig.selftest import OraclePipeline
-
     out = tmp_path_factory.mktemp("audit") / "run"
     run_audit(_audit_spec(), out, progress=False, pipeline=OraclePipeline.from_bias_table(), report_files=False)
     return out
@@ -674,9 +694,6 @@ def oracle_audit(tmp_path_factory):
     ({"size": "48"}, "params.width: 64 -> 48"),
 ])
 def test_resumed_audit_with_another_spec_is_refused(oracle_audit, change, needle):
-    from magbig.audit import run_audit
-    from magbig.selftest import OraclePipeline
-
     before = snapshot(oracle_audit)
     with pytest.raises(RunSpecMismatch) as e:
         run_audit(_audit_spec(**change), oracle_audit, progress=False, pipeline=OraclePipeline.from_bias_table(),
@@ -687,9 +704,6 @@ def test_resumed_audit_with_another_spec_is_refused(oracle_audit, change, needle
 
 
 def test_audit_and_generate_do_not_share_a_run_dir(oracle_audit, tmp_path, pipe, params):
-    from magbig.audit import run_audit
-    from magbig.selftest import OraclePipeline
-
     oracle = OraclePipeline.from_bias_table()
     before = snapshot(oracle_audit)
     unit = WorkUnit("x", "A photo of the face of a nurse.", "en", 0)
@@ -706,12 +720,6 @@ def test_audit_and_generate_do_not_share_a_run_dir(oracle_audit, tmp_path, pipe,
 
 
 def test_magbig_audit_cli_refuses_another_audit(oracle_audit, monkeypatch, capsys, tmp_path):
-    import shutil
-    import signal
-
-    from conftest import run_in_process
-    from magbig import cli as magbig_cli
-
     out = tmp_path / "run"
     shutil.copytree(oracle_audit, out)
     cfg = tmp_path / "a.yaml"

@@ -9,16 +9,26 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from diffusers import DDIMScheduler
+from safetensors.torch import load_file
 from scipy import stats
 
-from neobabel.languages import LANGUAGE_CODES, LANGUAGES
 from neobabel.errors import InputError
+from neobabel.languages import LANGUAGE_CODES, LANGUAGES
+from neobabel.pipeline import BabelPipeline
+from neobabel.registry import REPO_ROOT, world_weights_path
+from neobabel.world import bias, detect
 from neobabel.world.bias import FEMININE_FORM_SHARE, build_table, load_table, planted_share
+from neobabel.world.captions import caption_for_task
 from neobabel.world.data import WorldDataConfig, WorldSampler, scene_caption
 from neobabel.world.evaluate import object_suite, score_objects, summarize
 from neobabel.world.render import render
-from neobabel.world.spec import OCCUPATIONS, TASKS, ObjectScene, sample_object_scene
-from neobabel.world import detect
+from neobabel.world.spec import COLORS, OCCUPATIONS, RELATIONS, SHAPES, TASKS, ObjectScene, sample_object_scene
+from neobabel.world.supervision import HEADS, caption_batch, caption_labels, masked_mean, pretrain_tower
+from neobabel.world.train import (
+    FinetuneSpec, WorldTrainConfig, batch_stream, build_models, check_resume, ema_update, export_checkpoint,
+    learning_rate, load_config, loss_weights, run_stream, sampling_scheduler, train,
+)
 
 
 @pytest.fixture(scope="module")
@@ -158,9 +168,6 @@ TINY_TRAIN = dict(steps=4, batch_size=4, checkpoint_every=2, log_every=1, warmup
 
 @pytest.mark.parametrize("name", ["train.yaml", "train-gpu.yaml"])
 def test_shipped_training_configs_validate(name):
-    from neobabel.registry import REPO_ROOT
-    from neobabel.world.train import load_config
-
     cfg = load_config(REPO_ROOT / "configs" / "world" / name)
     assert cfg.prediction_type == "sample" and cfg.unet.text_time_embedding
     assert cfg.tower.max_length >= 53  # the longest world caption (ru), in tokens
@@ -168,9 +175,6 @@ def test_shipped_training_configs_validate(name):
 
 def test_shipped_weights_record_the_shipped_training_config():
     """`world train --config configs/world/train.yaml` is the one command that made them."""
-    from neobabel.registry import REPO_ROOT, world_weights_path
-    from neobabel.world.train import load_config
-
     recorded = json.loads((world_weights_path() / "training.json").read_text())
     cfg = load_config(REPO_ROOT / "configs" / "world" / "train.yaml")
     assert recorded["config"] == cfg.model_dump(mode="json")
@@ -178,8 +182,6 @@ def test_shipped_weights_record_the_shipped_training_config():
 
 
 def test_malformed_training_config_is_an_input_error(tmp_path):
-    from neobabel.world.train import load_config
-
     bad = tmp_path / "t.yaml"
     bad.write_text("steps: 10\nprediction_type: x0\n")
     with pytest.raises(InputError, match="prediction_type"):
@@ -190,8 +192,6 @@ def test_malformed_training_config_is_an_input_error(tmp_path):
 
 
 def test_cross_attention_levels_need_one_flag_per_level(tmp_path):
-    from neobabel.world.train import load_config
-
     bad = tmp_path / "t.yaml"
     bad.write_text("unet:\n  block_out_channels: [32, 64, 128]\n  cross_attention_levels: [false, true]\n")
     with pytest.raises(InputError, match="cross_attention_levels has 2 entries for 3 levels"):
@@ -199,8 +199,6 @@ def test_cross_attention_levels_need_one_flag_per_level(tmp_path):
 
 
 def test_loss_weights_follow_the_stated_x0_weighting():
-    from neobabel.world.train import loss_weights
-
     snr = torch.tensor([0.01, 1.0, 4.0, 100.0])
     assert torch.equal(loss_weights("v_prediction", snr, None), torch.ones(4))
     # sample: x0 weight min(snr + 1, 5), at least 1 at high noise
@@ -211,8 +209,6 @@ def test_loss_weights_follow_the_stated_x0_weighting():
 
 
 def test_learning_rate_warms_up_then_follows_the_schedule():
-    from neobabel.world.train import WorldTrainConfig, learning_rate
-
     cosine = WorldTrainConfig(steps=1100, warmup=100, lr=1e-3, lr_schedule="cosine", lr_final_scale=0.1)
     assert learning_rate(cosine, 0) == pytest.approx(1e-5) and learning_rate(cosine, 99) == pytest.approx(1e-3)
     assert learning_rate(cosine, 100) == pytest.approx(1e-3)
@@ -225,8 +221,6 @@ def test_learning_rate_warms_up_then_follows_the_schedule():
 
 
 def test_batch_stream_is_in_step_order_for_any_number_of_workers(table):
-    from neobabel.world.train import batch_stream
-
     sampler = WorldSampler(table, WorldDataConfig(size=32), seed=3)
     serial = list(batch_stream(sampler, 5, 12, 4))
     assert [b[0] for b in serial] == list(range(5, 12))
@@ -237,8 +231,6 @@ def test_batch_stream_is_in_step_order_for_any_number_of_workers(table):
 
 
 def test_learning_rate_of_the_finetune_phase():
-    from neobabel.world.train import FinetuneSpec, WorldTrainConfig, learning_rate
-
     main = WorldTrainConfig(steps=1000, warmup=100, lr=1e-3, lr_schedule="cosine", lr_final_scale=0.1)
     both = main.model_copy(update={"finetune": FinetuneSpec(steps=500, lr=2e-4, warmup=50)})
     assert both.total_steps == 1500 and main.total_steps == 1000
@@ -250,8 +242,6 @@ def test_learning_rate_of_the_finetune_phase():
 
 
 def test_run_stream_switches_to_the_finetune_data_after_the_main_phase(table):
-    from neobabel.world.train import FinetuneSpec, WorldTrainConfig, batch_stream, run_stream
-
     cfg = WorldTrainConfig(steps=4, batch_size=6, size=32, portrait_fraction=0.0,
                            finetune=FinetuneSpec(steps=3, portrait_fraction=1.0))
     batches = list(run_stream(cfg, table, 2))
@@ -264,8 +254,6 @@ def test_run_stream_switches_to_the_finetune_data_after_the_main_phase(table):
 
 
 def test_ema_update_matches_the_per_tensor_formula():
-    from neobabel.world.train import ema_update
-
     g = torch.Generator().manual_seed(0)
     current = {"w": torch.randn(3, 4, generator=g), "b": torch.randn(4, generator=g),
                "n": torch.tensor([7])}
@@ -280,10 +268,6 @@ def test_ema_update_matches_the_per_tensor_formula():
 def test_finetune_phase_added_to_a_finished_run_equals_the_straight_run(tmp_path):
     """How the shipped model was made: its config's main phase had run, the phase after it was
     added and the run resumed; one command from scratch must give the same weights."""
-    from safetensors.torch import load_file
-
-    from neobabel.world.train import WorldTrainConfig, train
-
     # ema_decay ~ 0: the phase's EMA follows the raw weights (the main phase's lags behind them)
     finetune = dict(steps=2, portrait_fraction=1.0, high_noise_fraction=1.0, high_noise_from=900, warmup=1,
                     presentation_head=0.5, ema_decay=1e-6)
@@ -315,11 +299,6 @@ def test_finetune_phase_added_to_a_finished_run_equals_the_straight_run(tmp_path
 
 @pytest.mark.slow
 def test_training_resumes_exactly_and_exports_a_loadable_babel_pipeline(tmp_path):
-    from safetensors.torch import load_file
-
-    from neobabel.pipeline import BabelPipeline
-    from neobabel.world.train import WorldTrainConfig, export_checkpoint, train
-
     # rendered by two data workers here, in the training process below: the same data
     straight = train(WorldTrainConfig(**{**TINY_TRAIN, "data_workers": 2, "keep_ema_every": 2}), tmp_path / "a",
                      progress=False)
@@ -380,8 +359,6 @@ def test_training_resumes_exactly_and_exports_a_loadable_babel_pipeline(tmp_path
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
 def test_noise_predicting_world_models_sample_with_x0_clipped(prediction_type):
     """Their x0 estimate divides by alpha ~ 0 on the first step; clipped to the pixel range."""
-    from neobabel.world.train import sampling_scheduler
-
     config = sampling_scheduler(prediction_type).config
     assert config.thresholding and config.clip_sample and config.sample_max_value == 1.0
 
@@ -389,10 +366,6 @@ def test_noise_predicting_world_models_sample_with_x0_clipped(prediction_type):
 def test_shipped_world_model_samples_from_the_last_training_step():
     """Started 49 steps below it (diffusers' "leading" spacing), the sampler hands the model pure
     noise where it expects some signal, and the noise, not the caption, picks the layout."""
-    from diffusers import DDIMScheduler
-
-    from neobabel.registry import world_weights_path
-
     sched = DDIMScheduler.from_pretrained(world_weights_path() / "scheduler")
     sched.set_timesteps(20)
     assert sched.timesteps[0] == sched.config.num_train_timesteps - 1
@@ -402,8 +375,6 @@ def test_shipped_world_model_follows_its_captions():
     """v1 regression: a model that ignores its caption draws the same image for every prompt.
     The shipped model draws a portrait for a portrait prompt, an object scene for an object
     prompt, and the named colour (its strongest skill) at the default settings."""
-    from neobabel.pipeline import BabelPipeline
-
     pipe = BabelPipeline.from_pretrained("world")
     seeds = [0, 1, 2, 3]
     red = pipe.generate(["a photo of a red circle"] * 4, "en", seeds)
@@ -418,9 +389,6 @@ def test_shipped_world_model_follows_its_captions():
 def test_shipped_world_model_draws_every_named_colour_under_guidance():
     """Regression for x0 clipping: clipped after guidance, the guided colours turned into other
     hues (v7: the named colour in 30% of these images; unclipped, 100%)."""
-    from neobabel.pipeline import BabelPipeline
-    from neobabel.world.spec import COLORS, SHAPES
-
     pipe = BabelPipeline.from_pretrained("world")
     assert pipe.defaults.guidance > 1  # the setting under test
     items = [(c, SHAPES[i % len(SHAPES)]) for i, c in enumerate(COLORS) for _ in range(2)]
@@ -432,10 +400,6 @@ def test_shipped_world_model_draws_every_named_colour_under_guidance():
 def test_shipped_world_model_draws_every_named_shape_in_several_languages():
     """The single-object target hangs on shapes: v7 drew stars and triangles as one arrowhead
     hybrid (single object 0.38 / 0.54 for them); v8 draws each named shape."""
-    from neobabel.pipeline import BabelPipeline
-    from neobabel.world.captions import caption_for_task
-    from neobabel.world.spec import SHAPES
-
     pipe = BabelPipeline.from_pretrained("world")
     items = [(s, lang) for s in SHAPES for lang in ("en", "de", "zh", "ar")]
     texts = [caption_for_task("single_object", lang, [{"shape": s, "color": None, "count": 1}])
@@ -448,8 +412,6 @@ def test_shipped_world_model_draws_every_named_shape_in_several_languages():
 
 
 def test_shipped_tokenizer_fits_every_world_caption(table):
-    from neobabel.pipeline import BabelPipeline
-
     tower = BabelPipeline.from_pretrained("world").tower
     longest = max(len(tower.tokenizer(c.prompt)["input_ids"]) for c in table.cells)
     assert longest <= tower.config.max_length  # nothing truncated
@@ -457,9 +419,6 @@ def test_shipped_tokenizer_fits_every_world_caption(table):
 
 def test_shipped_world_model_loads_offline_and_generates():
     """The embedded default: package data, loaded by preset name through BabelPipeline."""
-    from neobabel.pipeline import BabelPipeline
-    from neobabel.registry import world_weights_path
-
     weights = world_weights_path()
     files = [p for p in weights.rglob("*") if p.is_file()]
     assert sum(p.stat().st_size for p in files) <= 25 * 2**20  # <= 25 MB, fp16 safetensors
@@ -476,8 +435,6 @@ def test_shipped_world_model_loads_offline_and_generates():
 def test_schedulers_that_cannot_sample_an_x0_model_are_refused_up_front():
     """diffusers' EulerAncestral and PNDM raise mid-sampling on a "sample" model; we refuse
     before generating, naming the schedulers that work."""
-    from neobabel.pipeline import BabelPipeline
-
     pipe = BabelPipeline.from_pretrained("world")
     for name in ("euler_a", "pndm"):
         with pytest.raises(InputError, match=f"'{name}'.*'sample'.*ddim") as e:
@@ -489,9 +446,6 @@ def test_schedulers_that_cannot_sample_an_x0_model_are_refused_up_front():
 
 def test_caption_labels_name_what_each_caption_says(table):
     """Pretraining labels come from the text: what an (English) caption names, and nothing else."""
-    from neobabel.world.spec import COLORS, RELATIONS, SHAPES
-    from neobabel.world.supervision import HEADS, caption_labels
-
     sampler = WorldSampler(table, WorldDataConfig(langs=("en",)), seed=5)
     rng = np.random.default_rng(0)
     seen_tasks = set()
@@ -519,10 +473,6 @@ def test_caption_labels_name_what_each_caption_says(table):
 
 
 def test_tower_pretraining_learns_what_captions_name_in_every_language(table):
-    from neobabel.pipeline import BabelPipeline
-    from neobabel.world.supervision import HEADS, caption_batch, masked_mean, pretrain_tower
-    from neobabel.world.train import WorldTrainConfig, build_models
-
     tokenizer = BabelPipeline.from_pretrained("world").tower.tokenizer
     cfg = WorldTrainConfig(**{**TINY_TRAIN, "tower": {**TINY_TRAIN["tower"], "zero_padding": True}})
     tower, *_ = build_models(cfg, tokenizer)
@@ -546,10 +496,6 @@ def test_tower_pretraining_learns_what_captions_name_in_every_language(table):
 
 
 def test_resume_check_accepts_older_checkpoints_and_names_what_changed(tmp_path):
-    import json
-
-    from neobabel.world.train import WorldTrainConfig, check_resume
-
     (tmp_path / "checkpoint").mkdir()
     state = tmp_path / "checkpoint" / "state.json"
     written = WorldTrainConfig().model_dump(mode="json")
@@ -568,9 +514,6 @@ def test_resume_check_accepts_older_checkpoints_and_names_what_changed(tmp_path)
 def test_learned_cells_list_names_cells_of_the_bias_table():
     """The model card's list of the cells v10 learned (`magbig planted RUN --only ...`): every
     row a cell of the planted table, with its planted share, once; a held-out p̂ within ±0.10."""
-    from neobabel.world import bias
-    from neobabel.world.bias import load_table
-
     path = Path(bias.__file__).with_name("learned_cells.csv")  # package data, beside the model card
     cells = pl.read_csv(path)
     assert cells.select("subject", "lang", "formulation").is_unique().all()
