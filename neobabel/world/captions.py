@@ -1,14 +1,19 @@
 """Captions for the Babel world's object scenes, in all 13 languages.
 
 English follows GenEval's wording exactly ("a photo of two red circles", "a photo of a blue
-square left of a green triangle"). Every other language has its own explicit tables (nouns with
-gender and the case/number forms its templates need, colour adjectives inflected for agreement,
-number words with their agreement rules, relation phrases with the case or postposition they
-govern) and one fixed, natural template per structure:
+square left of a green triangle"). Each language's words are data, one file per language in
+``neobabel/world/data/captions/<code>.yaml`` so that a native speaker reviews one file, notes
+included: nouns with gender and the case/number forms its frames need, colour adjectives
+inflected for agreement, number words, relation phrases, and one fixed, natural frame per
+structure:
 
     one object            "a photo of A"
     two objects           "a photo of A and B"
     two objects + relation "a photo of A REL B"     (A REL B: objects[0] is REL objects[1])
+
+This module is the grammar that combines them, and the check of the files (read once; a broken
+file is a one-line InputError naming the file and the entry). The shipped world model was
+trained on these captions: changing a word changes what it was taught.
 
 An object is ``(shape, colour_or_None, count)``; any object may carry a colour and any count
 1-4, in every task, because training data names colours only sometimes. With
@@ -24,7 +29,7 @@ Style decisions, applied uniformly:
 - Where NeoBabel's m-GenEval translations exist (nl fr zh hi fa) the frame and the relation
   words follow them where they are grammatical ("Une photo d'un X sous un Y", "یک عکس از ...",
   "... के नीचे ... की तस्वीर", "...的照片").
-- Comments marked UNSURE flag choices a native speaker might want to revisit.
+- Comments marked UNSURE in the data files flag choices a native speaker might want to revisit.
 """
 
 from __future__ import annotations
@@ -34,14 +39,16 @@ import re
 import string
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
-from importlib.resources.abc import Traversable
 from types import MappingProxyType
-from typing import Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 import yaml
 
 from neobabel.errors import InputError
 from neobabel.languages import LANGUAGE_CODES, normalize_lang
+
+if TYPE_CHECKING:  # annotations only; importlib.resources.abc is Python 3.11+
+    from importlib.resources.abc import Traversable
 
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross")
 # GenEval's ten colours, in GenEval's order.
@@ -63,9 +70,7 @@ class Obj(NamedTuple):
     count: int
 
 
-# --------------------------------------------------------------------------------------------
-# Input normalisation
-# --------------------------------------------------------------------------------------------
+# --- Input normalisation --------------------------------------------------------------------
 
 
 def _norm_word(value: Any, allowed: Sequence[str], what: str) -> str:
@@ -122,72 +127,55 @@ def normalize_scene(
     return objs, rel
 
 
+# --- The language files: what each must hold, and the check on load -------------------------
 
-# --------------------------------------------------------------------------------------------
-# The language tables: neobabel/world/data/captions/<code>.yaml, checked on load
-# --------------------------------------------------------------------------------------------
-
-# A table's schema: (the keys it must have, the fields each entry must have, or None when each
-# entry is a plain string). Keys and fields must match exactly, so a typo is an error, not a
-# silently missing word.
+# A table's schema: (the keys it must have, the fields each entry must have or None when each
+# entry is one string). Both must match exactly, so a typo is an error, not a missing word.
 TableSchema = tuple[tuple[Any, ...], "tuple[Any, ...] | None"]
-
-_FRAME_NAMES = ("one", "and", "relation")
-# The placeholders each frame must use, all of them and no others.
-_FRAME_FIELDS = {
+_FRAME_FIELDS = {  # the placeholders each frame uses: all of them and no others
     "one": {"a"}, "and": {"a", "b"}, "relation": {"a", "b", "rel"}, "counted": {"number", "noun"},
 }
-# Words that name a grammatical category rather than spell a word: only these values are allowed.
-_CHOICES = {
+_CHOICES = {  # values that name a grammatical category, not a word
     "gender": ("m", "f", "n"), "article": ("de", "het"), "declension": ("hard", "soft"),
     "relation_cases": ("gen", "ins"),
 }
+_FRAMES = ("one", "and", "relation")
+_EVERY_COUNT = (COUNTS, None)
+_PLURAL_COUNTS = ((2, 3, 4), None)  # where the article already says "one"
 
 
-def _schema(frames: tuple[str, ...] = _FRAME_NAMES, **tables: TableSchema) -> dict[str, TableSchema]:
-    """Every language has frames and relation phrases; the rest is its own grammar."""
-    return {"frames": (frames, None), "relations": (RELATIONS, None), **tables}
+def _schema(frames: tuple[str, ...] = _FRAMES, **tables: TableSchema) -> dict[str, TableSchema]:
+    """Frames, relation phrases, one word per colour and per count unless ``tables`` says otherwise."""
+    return {"frames": (frames, None), "relations": (RELATIONS, None),
+            "adjectives": (COLORS, None), "numbers": _EVERY_COUNT, **tables}
 
 
 _ROMANCE = _schema(  # fr es it: article or number, noun, then the agreeing colour
-    articles=(("m", "f"), None),
-    nouns=(SHAPES, ("sg", "pl", "gender")),
-    adjectives=(COLORS, ("m_sg", "f_sg", "m_pl", "f_pl")),
-    numbers=((2, 3, 4), None),
+    articles=(("m", "f"), None), nouns=(SHAPES, ("sg", "pl", "gender")),
+    adjectives=(COLORS, ("m_sg", "f_sg", "m_pl", "f_pl")), numbers=_PLURAL_COUNTS,
 )
-_EAST_ASIAN = _schema(  # zh ja ko: bare noun, or a number word with a counter ("counted")
-    (*_FRAME_NAMES, "counted"),
-    nouns=(SHAPES, None), adjectives=(COLORS, None), numbers=(COUNTS, None),
+_EAST_ASIAN = _schema(  # zh ja ko: the bare noun, or a number word with a counter ("counted")
+    (*_FRAMES, "counted"), nouns=(SHAPES, None),
 )
 _SCHEMAS: dict[str, dict[str, TableSchema]] = {
-    "en": _schema(
-        articles=(("consonant", "vowel"), None), nouns=(SHAPES, ("sg", "pl")),
-        adjectives=(COLORS, None), numbers=(COUNTS, None),
-    ),
-    "de": _schema(
-        articles=(("m", "f", "n"), None), nouns=(SHAPES, ("sg", "pl", "gender")),
-        adjectives=(COLORS, None), numbers=((2, 3, 4), None),
-    ),
-    "nl": _schema(
-        articles=(("indefinite",), None), nouns=(SHAPES, ("sg", "pl", "article")),
-        adjectives=(COLORS, ("bare", "inflected")), numbers=(COUNTS, None),
-    ),
+    "en": _schema(articles=(("consonant", "vowel"), None), nouns=(SHAPES, ("sg", "pl"))),
+    "de": _schema(articles=(("m", "f", "n"), None), nouns=(SHAPES, ("sg", "pl", "gender")),
+                  numbers=_PLURAL_COUNTS),
+    "nl": _schema(articles=(("indefinite",), None), nouns=(SHAPES, ("sg", "pl", "article")),
+                  adjectives=(COLORS, ("bare", "inflected"))),
     "fr": _ROMANCE, "es": _ROMANCE, "it": _ROMANCE,
-    "ru": _schema(
-        nouns=(SHAPES, ("gender", "gen_sg", "gen_pl", "ins_sg", "ins_pl")),
-        adjectives=(COLORS, ("stem", "declension")),
-        adjective_endings=(("hard", "soft"), ("gen_m", "gen_f", "gen_pl", "ins_m", "ins_f", "ins_pl")),
-        numbers=(("gen", "ins"), ("one_m", "one_f", 2, 3, 4)),
-        relation_cases=(RELATIONS, None),
-    ),
+    "ru": _schema(nouns=(SHAPES, ("gender", "gen_sg", "gen_pl", "ins_sg", "ins_pl")),
+                  adjectives=(COLORS, ("stem", "declension")),
+                  adjective_endings=(("hard", "soft"), ("gen_m", "gen_f", "gen_pl",
+                                                        "ins_m", "ins_f", "ins_pl")),
+                  numbers=(("gen", "ins"), ("one_m", "one_f", 2, 3, 4)),
+                  relation_cases=(RELATIONS, None)),
     "zh": _EAST_ASIAN, "ja": _EAST_ASIAN, "ko": _EAST_ASIAN,
-    "ar": _schema(
-        nouns=(SHAPES, ("sg", "dual", "pl", "gender")),
-        adjectives=(COLORS, ("m_sg", "f_sg", "m_dual", "f_dual")),
-        numbers=((1, 3, 4), ("m", "f")),
-    ),
-    "hi": _schema(nouns=(SHAPES, ("sg", "pl")), adjectives=(COLORS, None), numbers=(COUNTS, None)),
-    "fa": _schema(nouns=(SHAPES, None), adjectives=(COLORS, None), numbers=(COUNTS, None)),
+    "ar": _schema(nouns=(SHAPES, ("sg", "dual", "pl", "gender")),
+                  adjectives=(COLORS, ("m_sg", "f_sg", "m_dual", "f_dual")),
+                  numbers=((1, 3, 4), ("m", "f"))),
+    "hi": _schema(nouns=(SHAPES, ("sg", "pl"))),
+    "fa": _schema(nouns=(SHAPES, None)),
 }
 assert tuple(sorted(_SCHEMAS)) == tuple(sorted(LANGUAGE_CODES)), "a language lacks a schema"
 
@@ -195,12 +183,13 @@ assert tuple(sorted(_SCHEMAS)) == tuple(sorted(LANGUAGE_CODES)), "a language lac
 def _check_keys(value: Any, keys: tuple[Any, ...], where: str, label: str) -> None:
     if not isinstance(value, dict):
         raise InputError(f"{where}: {label} must be a mapping, found {value!r}")
+    expected = ", ".join(map(str, keys))
+    unknown = [k for k in value if k not in keys]  # first: a typo'd key is the line to fix
+    if unknown:
+        raise InputError(f"{where}: {label} has unknown key {unknown[0]!r} (allowed: {expected})")
     missing = [k for k in keys if k not in value]
     if missing:
-        raise InputError(f"{where}: {label} lacks {missing[0]!r} (needs: {', '.join(map(str, keys))})")
-    unknown = [k for k in value if k not in keys]
-    if unknown:
-        raise InputError(f"{where}: {label} has unknown key {unknown[0]!r} (allowed: {', '.join(map(str, keys))})")
+        raise InputError(f"{where}: {label} lacks {missing[0]!r} (needs: {expected})")
 
 
 def _check_word(value: Any, allowed: tuple[str, ...] | None, where: str, label: str) -> None:
@@ -217,20 +206,20 @@ def _check_frame(frame: str, name: str, where: str) -> None:
         raise InputError(f"{where}: frames.{name} is not a valid template ({exc})") from None
     if used != _FRAME_FIELDS[name]:
         need = ", ".join(f"{{{f}}}" for f in sorted(_FRAME_FIELDS[name]))
-        raise InputError(f"{where}: frames.{name} must use exactly the placeholders {need}, found {frame!r}")
+        raise InputError(f"{where}: frames.{name} must use exactly {need}, found {frame!r}")
 
 
 def _read_only(value: Any) -> Any:
-    """Tables are shared by every caption: freeze them so no caller can change a word."""
+    """Every caption shares the tables: freeze them so that no caller can change a word."""
     if isinstance(value, dict):
         return MappingProxyType({k: _read_only(v) for k, v in value.items()})
     return value
 
 
 def parse_caption_tables(code: str, text: str, where: str) -> Mapping[str, Any]:
-    """Check one language's caption tables (the text of its YAML file) and return them read-only.
+    """Check one language's tables (the text of its YAML file); return them read-only.
 
-    Anything wrong is an InputError of one line naming ``where`` (the file) and the entry.
+    Anything wrong is a one-line InputError naming ``where`` (the file) and the entry.
     """
     try:
         data = yaml.safe_load(text)
@@ -255,36 +244,31 @@ def parse_caption_tables(code: str, text: str, where: str) -> Mapping[str, Any]:
     return _read_only(data)
 
 
-def load_caption_tables(folder: Traversable, label: str | None = None) -> Mapping[str, Mapping]:
-    """{code: tables} from ``folder``, which must hold ``<code>.yaml`` for every language.
-
-    ``label`` names the folder in error messages (default: ``str(folder)``).
-    """
+def load_caption_tables(folder: Traversable, label: str | None = None) -> Mapping[str, Any]:
+    """{code: tables} from ``folder`` (one ``<code>.yaml`` per language; ``label`` names it)."""
     label = str(folder) if label is None else label
     present = {item.name for item in folder.iterdir()}
+    expected = {f"{code}.yaml" for code in LANGUAGE_CODES}
     tables = {}
     for code in LANGUAGE_CODES:
         where = f"{label}/{code}.yaml"
         if f"{code}.yaml" not in present:
-            raise InputError(f"{where}: missing; every language in neobabel.languages needs one")
+            raise InputError(f"{where}: missing; every language of neobabel.languages needs one")
         text = folder.joinpath(f"{code}.yaml").read_text(encoding="utf-8")
         tables[code] = parse_caption_tables(code, text, where)
-    strays = sorted(present - {f"{code}.yaml" for code in LANGUAGE_CODES})
-    if strays:
-        raise InputError(f"{label}/{strays[0]}: not a language of neobabel.languages; remove it")
+    for stray in sorted(present - expected):
+        raise InputError(f"{label}/{stray}: not a language of neobabel.languages; remove it")
     return MappingProxyType(tables)
 
 
 @functools.cache
-def _tables() -> Mapping[str, Mapping]:
-    """The shipped tables, read once (importlib.resources, so an installed wheel works too)."""
+def _tables() -> Mapping[str, Any]:
+    """The shipped tables, read once (through importlib.resources, so a wheel works too)."""
     folder = resources.files("neobabel.world").joinpath("data", "captions")
     return load_caption_tables(folder, "neobabel/world/data/captions")
 
 
-# --------------------------------------------------------------------------------------------
-# Noun phrases: (tables, object, numeral_one, case) -> text. Only Russian uses the case.
-# --------------------------------------------------------------------------------------------
+# --- Noun phrases: (tables, object, numeral_one, case) -> text. Only Russian uses the case. ---
 
 Tables = Mapping[str, Any]
 
@@ -317,7 +301,7 @@ def _np_nl(t: Tables, o: Obj, one: bool, case: str | None) -> str:
 
 
 def _np_romance(t: Tables, o: Obj, one: bool, case: str | None) -> str:
-    """fr es it: the article (which is also the numeral "one") or a number, the noun, the colour."""
+    """fr es it: the article (also the numeral "one") or a number, the noun, the colour."""
     noun = t["nouns"][o.shape]
     number = "sg" if o.count == 1 else "pl"
     words = [t["articles"][noun["gender"]] if o.count == 1 else t["numbers"][o.count], noun[number]]
@@ -351,10 +335,6 @@ def _np_east_asian(t: Tables, o: Obj, one: bool, case: str | None, sep: str = ""
     return t["frames"]["counted"].format(number=t["numbers"][o.count], noun=noun)
 
 
-def _np_ko(t: Tables, o: Obj, one: bool, case: str | None) -> str:
-    return _np_east_asian(t, o, one, case, sep=" ")  # Korean writes words apart
-
-
 def _np_ar(t: Tables, o: Obj, one: bool, case: str | None) -> str:
     noun = t["nouns"][o.shape]
     gender = noun["gender"]
@@ -383,9 +363,7 @@ def _np_fa(t: Tables, o: Obj, one: bool, case: str | None) -> str:
     return " ".join(words)
 
 
-# --------------------------------------------------------------------------------------------
-# Sentences: a frame of the language's tables filled with its noun phrases
-# --------------------------------------------------------------------------------------------
+# --- Sentences: a frame of the language's file filled with its noun phrases -----------------
 
 
 def _fr_elide(text: str) -> str:
@@ -402,18 +380,15 @@ def _ko_has_final(word: str) -> bool:
 
 
 def _ko_particles(text: str) -> str:
-    """Resolve the frames' "[이/가]" markers: the first form after a final consonant, else the second."""
-    return re.sub(
-        r"(.)\[(\w+)/(\w+)\]",
-        lambda m: m[1] + (m[2] if _ko_has_final(m[1]) else m[3]),
-        text,
-    )
+    """Resolve the frames' "[이/가]": the first form after a final consonant, else the second."""
+    return re.sub(r"(.)\[(\w+)/(\w+)\]",
+                  lambda m: m[1] + (m[2] if _ko_has_final(m[1]) else m[3]), text)
 
 
-NounPhrase = Callable[[Tables, Obj, bool, "str | None"], str]
-_NOUN_PHRASES: dict[str, NounPhrase] = {
+_NOUN_PHRASES: dict[str, Callable[[Tables, Obj, bool, str | None], str]] = {
     "en": _np_en, "de": _np_de, "nl": _np_nl, "fr": _np_romance, "es": _np_romance,
-    "it": _np_romance, "ru": _np_ru, "zh": _np_east_asian, "ja": _np_east_asian, "ko": _np_ko,
+    "it": _np_romance, "ru": _np_ru, "zh": _np_east_asian, "ja": _np_east_asian,
+    "ko": functools.partial(_np_east_asian, sep=" "),  # Korean writes colour and noun apart
     "ar": _np_ar, "hi": _np_hi, "fa": _np_fa,
 }
 _FINISH: dict[str, Callable[[str], str]] = {"fr": _fr_elide, "ko": _ko_particles}
@@ -436,6 +411,7 @@ def _sentence(code: str, objs: tuple[Obj, ...], rel: str | None, one: bool) -> s
     return finish(text) if finish else text
 
 
+# --- Public API -----------------------------------------------------------------------------
 
 
 def caption(
@@ -514,6 +490,6 @@ def caption_for_task(
 
 
 __all__ = [
-    "COLORS", "COUNTS", "RELATIONS", "SHAPES", "TASKS", "Obj",
-    "caption", "caption_for_task", "captions", "check_task", "normalize_scene",
+    "COLORS", "COUNTS", "RELATIONS", "SHAPES", "TASKS", "Obj", "caption", "caption_for_task",
+    "captions", "check_task", "load_caption_tables", "normalize_scene", "parse_caption_tables",
 ]
