@@ -75,9 +75,8 @@ class Obj(NamedTuple):
 
 def _norm_word(value: Any, allowed: Sequence[str], what: str) -> str:
     if not isinstance(value, str):
-        raise InputError(
-            f"{what} must be a string, got {value!r}; use one of: {', '.join(allowed)}"
-        )
+        raise InputError(f"{what} must be a string, got {value!r}; use one of: "
+                         f"{', '.join(allowed)}")
     key = value.strip().lower().replace("_", " ").replace("-", " ")
     key = " ".join(key.split())
     if key not in allowed:
@@ -106,9 +105,8 @@ def _norm_object(item: Any) -> Obj:
     return Obj(shape, color, int(count))
 
 
-def normalize_scene(
-    objects: Iterable[Any], relation: str | None = None
-) -> tuple[tuple[Obj, ...], str | None]:
+def normalize_scene(objects: Iterable[Any],
+                    relation: str | None = None) -> tuple[tuple[Obj, ...], str | None]:
     """Validate a scene and return it in canonical form (raises InputError)."""
     if isinstance(objects, (str, bytes)) or not isinstance(objects, Iterable):
         raise InputError(f"objects must be a list of (shape, color, count), got {objects!r}")
@@ -120,10 +118,8 @@ def normalize_scene(
         raise InputError(f"relation {relation!r} needs exactly 2 objects, got {len(objs)}")
     if rel is None and len(objs) == 2 and objs[0][:2] == objs[1][:2]:
         # "a circle and a circle" is not a sentence anyone writes; say "two circles" instead.
-        raise InputError(
-            f"two objects with the same shape and colour ({objs[0].shape}, {objs[0].color}) "
-            "and no relation: give one object with a count instead"
-        )
+        raise InputError(f"two objects with the same shape and colour ({objs[0].shape}, "
+                         f"{objs[0].color}) and no relation: give one object with a count instead")
     return objs, rel
 
 
@@ -145,7 +141,7 @@ _PLURAL_COUNTS = ((2, 3, 4), None)  # where the article already says "one"
 
 
 def _schema(frames: tuple[str, ...] = _FRAMES, **tables: TableSchema) -> dict[str, TableSchema]:
-    """Frames, relation phrases, one word per colour and per count unless ``tables`` says otherwise."""
+    """Frames, relations, one word per colour and per count, unless ``tables`` says otherwise."""
     return {"frames": (frames, None), "relations": (RELATIONS, None),
             "adjectives": (COLORS, None), "numbers": _EVERY_COUNT, **tables}
 
@@ -367,7 +363,7 @@ def _np_fa(t: Tables, o: Obj, one: bool, case: str | None) -> str:
 
 
 def _fr_elide(text: str) -> str:
-    """French "de" elides before a vowel: "de un" -> "d'un", "à gauche de une" -> "à gauche d'une"."""
+    """French "de" elides before a vowel: "de un" -> "d'un"."""
     return re.sub(r"\bde (?=[aeiouhéè])", "d'", text)
 
 
@@ -414,13 +410,8 @@ def _sentence(code: str, objs: tuple[Obj, ...], rel: str | None, one: bool) -> s
 # --- Public API -----------------------------------------------------------------------------
 
 
-def caption(
-    lang: str,
-    objects: Iterable[Any],
-    relation: str | None = None,
-    *,
-    numeral_one: bool = False,
-) -> str:
+def caption(lang: str, objects: Iterable[Any], relation: str | None = None, *,
+            numeral_one: bool = False) -> str:
     """The caption of an object scene in one language.
 
     ``objects`` holds 1 or 2 items ``(shape, color_or_None, count)`` (mappings or objects with
@@ -434,13 +425,8 @@ def caption(
     return _sentence(code, objs, rel, bool(numeral_one))
 
 
-def captions(
-    objects: Iterable[Any],
-    relation: str | None = None,
-    langs: Iterable[str] | None = None,
-    *,
-    numeral_one: bool = False,
-) -> dict[str, str]:
+def captions(objects: Iterable[Any], relation: str | None = None,
+             langs: Iterable[str] | None = None, *, numeral_one: bool = False) -> dict[str, str]:
     """The same scene captioned in several languages (all 13 by default): {code: caption}."""
     objs, rel = normalize_scene(objects, relation)
     codes = LANGUAGE_CODES if langs is None else [normalize_lang(x) for x in langs]
@@ -476,9 +462,8 @@ def check_task(task: str, objects: Iterable[Any], relation: str | None = None) -
             raise InputError("task color_attr needs a colour on both objects")
 
 
-def caption_for_task(
-    task: str, lang: str, objects: Iterable[Any], relation: str | None = None
-) -> str:
+def caption_for_task(task: str, lang: str, objects: Iterable[Any],
+                     relation: str | None = None) -> str:
     """Caption a scene as GenEval's ``task`` words it (checks the scene fits the task).
 
     The counting task names every count with its number word, "one" included
