@@ -60,22 +60,37 @@ def test_a_copy_loads_like_the_shipped_tables(copy: Path):
 
 # (file, text to replace, replacement, what the one-line error must name)
 CORRUPTIONS = [
-    ("de", "circle: {sg: Kreis,", "circle: {sg: '',", "captions/de.yaml: nouns.circle.sg must be a non-empty string"),
-    ("de", "  white: weißen\n", "", "captions/de.yaml: adjectives lacks 'white'"),
-    ("fr", "  circle: {", "  circel: {", "captions/fr.yaml: nouns has unknown key 'circel'"),
-    ("ru", "{gender: f, gen_sg: звезды", "{gender: x, gen_sg: звезды", "captions/ru.yaml: nouns.star.gender is 'x'"),
-    ("ru", "  above: ins\n", "  above: dat\n", "captions/ru.yaml: relation_cases.above is 'dat'"),
-    ("en", "  one: a photo of {a}\n", "  one: a photo of {A}\n", "captions/en.yaml: frames.one must use exactly {a}"),
-    ("ja", "relation: '{b}{rel}{a}の写真'", "relation: '{b}{rel}の写真'", "captions/ja.yaml: frames.relation must use exactly {a}, {b}, {rel}"),
-    ("ko", "counted: '{noun} {number} 개'", "counted: '{noun} {number 개'", "captions/ko.yaml: frames.counted is not a valid template"),
-    ("nl", "  3: drie\n", "  3: 3\n", "captions/nl.yaml: numbers.3 must be a non-empty string, found 3"),
-    ("ar", "numbers:\n", "numbers: [\n", "captions/ar.yaml: line"),
-    ("hi", "\nrelations:\n", "\n_relations:\n", "captions/hi.yaml: the file has unknown key '_relations'"),
-    ("hi", "  below: के नीचे\n", "", "captions/hi.yaml: relations lacks 'below'"),
+    ("de", "circle: {sg: Kreis,", "circle: {sg: '',",
+     "captions/de.yaml: nouns.circle.sg must be a non-empty string"),
+    ("de", "  white: weißen\n", "",
+     "captions/de.yaml: adjectives lacks 'white'"),
+    ("fr", "  circle: {", "  circel: {",
+     "captions/fr.yaml: nouns has unknown key 'circel'"),
+    ("ru", "{gender: f, gen_sg: звезды", "{gender: x, gen_sg: звезды",
+     "captions/ru.yaml: nouns.star.gender is 'x'"),
+    ("fr", "{sg: croix, pl: croix, gender: f}", "{sg: croix, pl: croix, gender: n}",
+     "captions/fr.yaml: nouns.cross.gender is 'n'; use one of: m, f"),
+    ("ru", "  above: ins\n", "  above: dat\n",
+     "captions/ru.yaml: relation_cases.above is 'dat'"),
+    ("en", "  one: a photo of {a}\n", "  one: a photo of {A}\n",
+     "captions/en.yaml: frames.one must use exactly {a}"),
+    ("ja", "relation: '{b}{rel}{a}の写真'", "relation: '{b}{rel}の写真'",
+     "captions/ja.yaml: frames.relation must use exactly {a}, {b}, {rel}"),
+    ("ko", "counted: '{noun} {number} 개'", "counted: '{noun} {number 개'",
+     "captions/ko.yaml: frames.counted is not a valid template"),
+    ("nl", "  3: drie\n", "  3: 3\n",
+     "captions/nl.yaml: numbers.3 must be a non-empty string, found 3"),
+    ("ar", "numbers:\n", "numbers: [\n",
+     "captions/ar.yaml: line"),
+    ("hi", "\nrelations:\n", "\n_relations:\n",
+     "captions/hi.yaml: the file has unknown key '_relations'"),
+    ("hi", "  below: के नीचे\n", "",
+     "captions/hi.yaml: relations lacks 'below'"),
 ]
 
 
-@pytest.mark.parametrize("code, old, new, expected", CORRUPTIONS, ids=[c[3].split(": ")[1][:40] for c in CORRUPTIONS])
+@pytest.mark.parametrize("code, old, new, expected", CORRUPTIONS,
+                         ids=[c[3].split(": ")[1][:40] for c in CORRUPTIONS])
 def test_a_corrupted_copy_fails_with_one_line_naming_file_and_entry(copy, code, old, new, expected):
     _edit(copy, code, old, new)
     assert expected in _load_error(copy)

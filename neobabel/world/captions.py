@@ -131,9 +131,9 @@ TableSchema = tuple[tuple[Any, ...], "tuple[Any, ...] | None"]
 _FRAME_FIELDS = {  # the placeholders each frame uses: all of them and no others
     "one": {"a"}, "and": {"a", "b"}, "relation": {"a", "b", "rel"}, "counted": {"number", "noun"},
 }
-_CHOICES = {  # values that name a grammatical category, not a word
-    "gender": ("m", "f", "n"), "article": ("de", "het"), "declension": ("hard", "soft"),
-    "relation_cases": ("gen", "ins"),
+_CHOICES = {  # values that name a grammatical category, not a word (genders: German has three)
+    "gender": ("m", "f"), "article": ("de", "het"), "declension": ("hard", "soft"),
+    "relation_cases": ("gen", "ins"), "de:gender": ("m", "f", "n"),
 }
 _FRAMES = ("one", "and", "relation")
 _EVERY_COUNT = (COUNTS, None)
@@ -234,7 +234,8 @@ def parse_caption_tables(code: str, text: str, where: str) -> Mapping[str, Any]:
                 continue
             _check_keys(entry, fields, where, label)
             for field in fields:
-                _check_word(entry[field], _CHOICES.get(field), where, f"{label}.{field}")
+                allowed = _CHOICES.get(f"{code}:{field}", _CHOICES.get(field))
+                _check_word(entry[field], allowed, where, f"{label}.{field}")
     for name, frame in data["frames"].items():
         _check_frame(frame, name, where)
     return _read_only(data)
