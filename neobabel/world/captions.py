@@ -1,14 +1,19 @@
 """Captions for the Babel world's object scenes, in all 13 languages.
 
 English follows GenEval's wording exactly ("a photo of two red circles", "a photo of a blue
-square left of a green triangle"). Every other language has its own explicit tables (nouns with
-gender and the case/number forms its templates need, colour adjectives inflected for agreement,
-number words with their agreement rules, relation phrases with the case or postposition they
-govern) and one fixed, natural template per structure:
+square left of a green triangle"). Each language's words are data, one file per language in
+``neobabel/world/data/captions/<code>.yaml`` so that a native speaker reviews one file, notes
+included: nouns with gender and the case/number forms its frames need, colour adjectives
+inflected for agreement, number words, relation phrases, and one fixed, natural frame per
+structure:
 
     one object            "a photo of A"
     two objects           "a photo of A and B"
     two objects + relation "a photo of A REL B"     (A REL B: objects[0] is REL objects[1])
+
+This module is the grammar that combines them, and the check of the files (read once; a broken
+file is a one-line InputError naming the file and the entry). The shipped world model was
+trained on these captions: changing a word changes what it was taught.
 
 An object is ``(shape, colour_or_None, count)``; any object may carry a colour and any count
 1-4, in every task, because training data names colours only sometimes. With
@@ -24,16 +29,26 @@ Style decisions, applied uniformly:
 - Where NeoBabel's m-GenEval translations exist (nl fr zh hi fa) the frame and the relation
   words follow them where they are grammatical ("Une photo d'un X sous un Y", "یک عکس از ...",
   "... के नीचे ... की तस्वीर", "...的照片").
-- Comments marked UNSURE flag choices a native speaker might want to revisit.
+- Comments marked UNSURE in the data files flag choices a native speaker might want to revisit.
 """
 
 from __future__ import annotations
 
+import functools
+import re
+import string
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Callable, NamedTuple
+from importlib import resources
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+
+import yaml
 
 from neobabel.errors import InputError
 from neobabel.languages import LANGUAGE_CODES, normalize_lang
+
+if TYPE_CHECKING:  # annotations only; importlib.resources.abc is Python 3.11+
+    from importlib.resources.abc import Traversable
 
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross")
 # GenEval's ten colours, in GenEval's order.
@@ -55,16 +70,13 @@ class Obj(NamedTuple):
     count: int
 
 
-# --------------------------------------------------------------------------------------------
-# Input normalisation
-# --------------------------------------------------------------------------------------------
+# --- Input normalisation --------------------------------------------------------------------
 
 
 def _norm_word(value: Any, allowed: Sequence[str], what: str) -> str:
     if not isinstance(value, str):
-        raise InputError(
-            f"{what} must be a string, got {value!r}; use one of: {', '.join(allowed)}"
-        )
+        raise InputError(f"{what} must be a string, got {value!r}; use one of: "
+                         f"{', '.join(allowed)}")
     key = value.strip().lower().replace("_", " ").replace("-", " ")
     key = " ".join(key.split())
     if key not in allowed:
@@ -93,9 +105,8 @@ def _norm_object(item: Any) -> Obj:
     return Obj(shape, color, int(count))
 
 
-def normalize_scene(
-    objects: Iterable[Any], relation: str | None = None
-) -> tuple[tuple[Obj, ...], str | None]:
+def normalize_scene(objects: Iterable[Any],
+                    relation: str | None = None) -> tuple[tuple[Obj, ...], str | None]:
     """Validate a scene and return it in canonical form (raises InputError)."""
     if isinstance(objects, (str, bytes)) or not isinstance(objects, Iterable):
         raise InputError(f"objects must be a list of (shape, color, count), got {objects!r}")
@@ -107,467 +118,254 @@ def normalize_scene(
         raise InputError(f"relation {relation!r} needs exactly 2 objects, got {len(objs)}")
     if rel is None and len(objs) == 2 and objs[0][:2] == objs[1][:2]:
         # "a circle and a circle" is not a sentence anyone writes; say "two circles" instead.
-        raise InputError(
-            f"two objects with the same shape and colour ({objs[0].shape}, {objs[0].color}) "
-            "and no relation: give one object with a count instead"
-        )
+        raise InputError(f"two objects with the same shape and colour ({objs[0].shape}, "
+                         f"{objs[0].color}) and no relation: give one object with a count instead")
     return objs, rel
 
 
-# --------------------------------------------------------------------------------------------
-# English (GenEval's wording exactly)
-# --------------------------------------------------------------------------------------------
+# --- The language files: what each must hold, and the check on load -------------------------
 
-_EN_NOUN = {
-    "circle": ("circle", "circles"),
-    "square": ("square", "squares"),
-    "triangle": ("triangle", "triangles"),
-    "star": ("star", "stars"),
-    "cross": ("cross", "crosses"),
+# A table's schema: (the keys it must have, the fields each entry must have or None when each
+# entry is one string). Both must match exactly, so a typo is an error, not a missing word.
+TableSchema = tuple[tuple[Any, ...], "tuple[Any, ...] | None"]
+_FRAME_FIELDS = {  # the placeholders each frame uses: all of them and no others
+    "one": {"a"}, "and": {"a", "b"}, "relation": {"a", "b", "rel"}, "counted": {"number", "noun"},
 }
-_EN_NUM = {1: "one", 2: "two", 3: "three", 4: "four"}
-_EN_REL = {"left of": "left of", "right of": "right of", "above": "above", "below": "below"}
-
-
-def _np_en(o: Obj, one: bool) -> str:
-    sg, pl = _EN_NOUN[o.shape]
-    core = sg if o.count == 1 else pl
-    if o.color:
-        core = f"{o.color} {core}"
-    if o.count == 1 and not one:
-        return ("an " if core[0] in "aeiou" else "a ") + core  # "an orange circle"
-    return f"{_EN_NUM[o.count]} {core}"
-
-
-def _en(objs: tuple[Obj, ...], rel: str | None, one: bool) -> str:
-    a = _np_en(objs[0], one)
-    if len(objs) == 1:
-        return f"a photo of {a}"
-    b = _np_en(objs[1], one)
-    if rel is None:
-        return f"a photo of {a} and {b}"
-    return f"a photo of {a} {_EN_REL[rel]} {b}"
-
-
-# --------------------------------------------------------------------------------------------
-# German: "Ein Foto von" + dative. "links/rechts von", "über", "unter" (local: dative), so
-# every noun phrase is dative: "einem roten Kreis", "drei roten Kreisen".
-# --------------------------------------------------------------------------------------------
-
-# shape: (dative singular, dative plural, gender)
-_DE_NOUN = {
-    "circle": ("Kreis", "Kreisen", "m"),
-    "square": ("Quadrat", "Quadraten", "n"),
-    "triangle": ("Dreieck", "Dreiecken", "n"),
-    "star": ("Stern", "Sternen", "m"),
-    "cross": ("Kreuz", "Kreuzen", "n"),
+_CHOICES = {  # values that name a grammatical category, not a word (genders: German has three)
+    "gender": ("m", "f"), "article": ("de", "het"), "declension": ("hard", "soft"),
+    "relation_cases": ("gen", "ins"), "de:gender": ("m", "f", "n"),
 }
-# Dative after "einem/einer" (mixed declension) and after a bare numeral in the plural (strong
-# declension) both end in -en. "lila" and "rosa" are indeclinable in standard German ("einem
-# rosa Kreis"); "orange" is too, but the indeclinable form sounds clumsy before a noun, so we
-# use the ordinary adjective "orangefarben" (UNSURE: "orangen" is colloquial, not used).
-_DE_ADJ_DAT = {
-    "red": "roten",
-    "orange": "orangefarbenen",
-    "yellow": "gelben",
-    "green": "grünen",
-    "blue": "blauen",
-    "purple": "lila",
-    "pink": "rosa",
-    "brown": "braunen",
-    "black": "schwarzen",
-    "white": "weißen",
+_FRAMES = ("one", "and", "relation")
+_EVERY_COUNT = (COUNTS, None)
+_PLURAL_COUNTS = ((2, 3, 4), None)  # where the article already says "one"
+
+
+def _schema(frames: tuple[str, ...] = _FRAMES, **tables: TableSchema) -> dict[str, TableSchema]:
+    """Frames, relations, one word per colour and per count, unless ``tables`` says otherwise."""
+    return {"frames": (frames, None), "relations": (RELATIONS, None),
+            "adjectives": (COLORS, None), "numbers": _EVERY_COUNT, **tables}
+
+
+_ROMANCE = _schema(  # fr es it: article or number, noun, then the agreeing colour
+    articles=(("m", "f"), None), nouns=(SHAPES, ("sg", "pl", "gender")),
+    adjectives=(COLORS, ("m_sg", "f_sg", "m_pl", "f_pl")), numbers=_PLURAL_COUNTS,
+)
+_EAST_ASIAN = _schema(  # zh ja ko: the bare noun, or a number word with a counter ("counted")
+    (*_FRAMES, "counted"), nouns=(SHAPES, None),
+)
+_SCHEMAS: dict[str, dict[str, TableSchema]] = {
+    "en": _schema(articles=(("consonant", "vowel"), None), nouns=(SHAPES, ("sg", "pl"))),
+    "de": _schema(articles=(("m", "f", "n"), None), nouns=(SHAPES, ("sg", "pl", "gender")),
+                  numbers=_PLURAL_COUNTS),
+    "nl": _schema(articles=(("indefinite",), None), nouns=(SHAPES, ("sg", "pl", "article")),
+                  adjectives=(COLORS, ("bare", "inflected"))),
+    "fr": _ROMANCE, "es": _ROMANCE, "it": _ROMANCE,
+    "ru": _schema(nouns=(SHAPES, ("gender", "gen_sg", "gen_pl", "ins_sg", "ins_pl")),
+                  adjectives=(COLORS, ("stem", "declension")),
+                  adjective_endings=(("hard", "soft"), ("gen_m", "gen_f", "gen_pl",
+                                                        "ins_m", "ins_f", "ins_pl")),
+                  numbers=(("gen", "ins"), ("one_m", "one_f", 2, 3, 4)),
+                  relation_cases=(RELATIONS, None)),
+    "zh": _EAST_ASIAN, "ja": _EAST_ASIAN, "ko": _EAST_ASIAN,
+    "ar": _schema(nouns=(SHAPES, ("sg", "dual", "pl", "gender")),
+                  adjectives=(COLORS, ("m_sg", "f_sg", "m_dual", "f_dual")),
+                  numbers=((1, 3, 4), ("m", "f"))),
+    "hi": _schema(nouns=(SHAPES, ("sg", "pl"))),
+    "fa": _schema(nouns=(SHAPES, None)),
 }
-_DE_NUM = {2: "zwei", 3: "drei", 4: "vier"}
-_DE_REL = {"left of": "links von", "right of": "rechts von", "above": "über", "below": "unter"}
+assert tuple(sorted(_SCHEMAS)) == tuple(sorted(LANGUAGE_CODES)), "a language lacks a schema"
 
 
-def _np_de(o: Obj, one: bool) -> str:
-    sg, pl, gender = _DE_NOUN[o.shape]
-    adj = f"{_DE_ADJ_DAT[o.color]} " if o.color else ""
+def _check_keys(value: Any, keys: tuple[Any, ...], where: str, label: str) -> None:
+    if not isinstance(value, dict):
+        raise InputError(f"{where}: {label} must be a mapping, found {value!r}")
+    expected = ", ".join(map(str, keys))
+    unknown = [k for k in value if k not in keys]  # first: a typo'd key is the line to fix
+    if unknown:
+        raise InputError(f"{where}: {label} has unknown key {unknown[0]!r} (allowed: {expected})")
+    missing = [k for k in keys if k not in value]
+    if missing:
+        raise InputError(f"{where}: {label} lacks {missing[0]!r} (needs: {expected})")
+
+
+def _check_word(value: Any, allowed: tuple[str, ...] | None, where: str, label: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{where}: {label} must be a non-empty string, found {value!r}")
+    if allowed is not None and value not in allowed:
+        raise InputError(f"{where}: {label} is {value!r}; use one of: {', '.join(allowed)}")
+
+
+def _check_frame(frame: str, name: str, where: str) -> None:
+    try:
+        used = {field for _, field, _, _ in string.Formatter().parse(frame) if field is not None}
+    except ValueError as exc:  # an unbalanced brace
+        raise InputError(f"{where}: frames.{name} is not a valid template ({exc})") from None
+    if used != _FRAME_FIELDS[name]:
+        need = ", ".join(f"{{{f}}}" for f in sorted(_FRAME_FIELDS[name]))
+        raise InputError(f"{where}: frames.{name} must use exactly {need}, found {frame!r}")
+
+
+def _read_only(value: Any) -> Any:
+    """Every caption shares the tables: freeze them so that no caller can change a word."""
+    if isinstance(value, dict):
+        return MappingProxyType({k: _read_only(v) for k, v in value.items()})
+    return value
+
+
+def parse_caption_tables(code: str, text: str, where: str) -> Mapping[str, Any]:
+    """Check one language's tables (the text of its YAML file); return them read-only.
+
+    Anything wrong is a one-line InputError naming ``where`` (the file) and the entry.
+    """
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        raise InputError(f"{where}:{line} is not valid YAML; fix the syntax") from None
+    schema = _SCHEMAS[code]
+    _check_keys(data, tuple(schema), where, "the file")
+    for table, (keys, fields) in schema.items():
+        _check_keys(data[table], keys, where, table)
+        for key in keys:
+            entry, label = data[table][key], f"{table}.{key}"
+            if fields is None:
+                _check_word(entry, _CHOICES.get(table), where, label)
+                continue
+            _check_keys(entry, fields, where, label)
+            for field in fields:
+                allowed = _CHOICES.get(f"{code}:{field}", _CHOICES.get(field))
+                _check_word(entry[field], allowed, where, f"{label}.{field}")
+    for name, frame in data["frames"].items():
+        _check_frame(frame, name, where)
+    return _read_only(data)
+
+
+def load_caption_tables(folder: Traversable, label: str | None = None) -> Mapping[str, Any]:
+    """{code: tables} from ``folder`` (one ``<code>.yaml`` per language; ``label`` names it)."""
+    label = str(folder) if label is None else label
+    present = {item.name for item in folder.iterdir()}
+    expected = {f"{code}.yaml" for code in LANGUAGE_CODES}
+    tables = {}
+    for code in LANGUAGE_CODES:
+        where = f"{label}/{code}.yaml"
+        if f"{code}.yaml" not in present:
+            raise InputError(f"{where}: missing; every language of neobabel.languages needs one")
+        text = folder.joinpath(f"{code}.yaml").read_text(encoding="utf-8")
+        tables[code] = parse_caption_tables(code, text, where)
+    for stray in sorted(present - expected):
+        raise InputError(f"{label}/{stray}: not a language of neobabel.languages; remove it")
+    return MappingProxyType(tables)
+
+
+@functools.cache
+def _tables() -> Mapping[str, Any]:
+    """The shipped tables, read once (through importlib.resources, so a wheel works too)."""
+    folder = resources.files("neobabel.world").joinpath("data", "captions")
+    return load_caption_tables(folder, "neobabel/world/data/captions")
+
+
+# --- Noun phrases: (tables, object, numeral_one, case) -> text. Only Russian uses the case. ---
+
+Tables = Mapping[str, Any]
+
+
+def _np_en(t: Tables, o: Obj, one: bool, case: str | None) -> str:
+    noun = t["nouns"][o.shape]["sg" if o.count == 1 else "pl"]
+    core = f"{t['adjectives'][o.color]} {noun}" if o.color else noun
+    if o.count == 1 and not one:  # "an orange circle"
+        return f"{t['articles']['vowel' if core[0] in 'aeiou' else 'consonant']} {core}"
+    return f"{t['numbers'][o.count]} {core}"
+
+
+def _np_de(t: Tables, o: Obj, one: bool, case: str | None) -> str:
+    noun = t["nouns"][o.shape]
+    adj = f"{t['adjectives'][o.color]} " if o.color else ""
     if o.count == 1:  # "ein" is both the article and the numeral "one"
-        art = "einer" if gender == "f" else "einem"
-        return f"{art} {adj}{sg}"
-    return f"{_DE_NUM[o.count]} {adj}{pl}"
+        return f"{t['articles'][noun['gender']]} {adj}{noun['sg']}"
+    return f"{t['numbers'][o.count]} {adj}{noun['pl']}"
 
 
-def _de(objs: tuple[Obj, ...], rel: str | None, one: bool) -> str:
-    a = _np_de(objs[0], one)
-    if len(objs) == 1:
-        return f"Ein Foto von {a}"
-    b = _np_de(objs[1], one)
-    if rel is None:
-        return f"Ein Foto von {a} und {b}"
-    return f"Ein Foto von {a} {_DE_REL[rel]} {b}"
-
-
-# --------------------------------------------------------------------------------------------
-# Dutch: "Een foto van een rode cirkel" (NeoBabel's frame). Attributive adjectives take -e
-# except after een/één with a singular het-noun: "een rood vierkant".
-# --------------------------------------------------------------------------------------------
-
-# shape: (singular, plural, article class)
-_NL_NOUN = {
-    "circle": ("cirkel", "cirkels", "de"),
-    "square": ("vierkant", "vierkanten", "het"),
-    "triangle": ("driehoek", "driehoeken", "de"),
-    "star": ("ster", "sterren", "de"),
-    "cross": ("kruis", "kruisen", "het"),
-}
-# colour: (uninflected, inflected). oranje and roze never inflect.
-_NL_ADJ = {
-    "red": ("rood", "rode"),
-    "orange": ("oranje", "oranje"),
-    "yellow": ("geel", "gele"),
-    "green": ("groen", "groene"),
-    "blue": ("blauw", "blauwe"),
-    "purple": ("paars", "paarse"),
-    "pink": ("roze", "roze"),
-    "brown": ("bruin", "bruine"),
-    "black": ("zwart", "zwarte"),
-    "white": ("wit", "witte"),
-}
-_NL_NUM = {1: "één", 2: "twee", 3: "drie", 4: "vier"}
-_NL_REL = {"left of": "links van", "right of": "rechts van", "above": "boven", "below": "onder"}
-
-
-def _np_nl(o: Obj, one: bool) -> str:
-    sg, pl, art_class = _NL_NOUN[o.shape]
+def _np_nl(t: Tables, o: Obj, one: bool, case: str | None) -> str:
+    noun = t["nouns"][o.shape]
     adj = ""
-    if o.color:
-        bare, inflected = _NL_ADJ[o.color]
-        adj = (bare if (o.count == 1 and art_class == "het") else inflected) + " "
+    if o.color:  # uninflected only after een/één with a singular het-noun: "een rood vierkant"
+        bare = o.count == 1 and noun["article"] == "het"
+        adj = t["adjectives"][o.color]["bare" if bare else "inflected"] + " "
     if o.count == 1:
-        return f"{'één' if one else 'een'} {adj}{sg}"
-    return f"{_NL_NUM[o.count]} {adj}{pl}"
+        return f"{t['numbers'][1] if one else t['articles']['indefinite']} {adj}{noun['sg']}"
+    return f"{t['numbers'][o.count]} {adj}{noun['pl']}"
 
 
-def _nl(objs: tuple[Obj, ...], rel: str | None, one: bool) -> str:
-    a = _np_nl(objs[0], one)
-    if len(objs) == 1:
-        return f"Een foto van {a}"
-    b = _np_nl(objs[1], one)
-    if rel is None:
-        return f"Een foto van {a} en {b}"
-    return f"Een foto van {a} {_NL_REL[rel]} {b}"
-
-
-# --------------------------------------------------------------------------------------------
-# French: "Une photo d'un cercle rouge / d'une étoile rouge / de trois cercles rouges"
-# (NeoBabel's frame, "de" repeated before each conjunct: "d'un banc et d'une balle").
-# --------------------------------------------------------------------------------------------
-
-# shape: (singular, plural, gender)
-_FR_NOUN = {
-    "circle": ("cercle", "cercles", "m"),
-    "square": ("carré", "carrés", "m"),
-    "triangle": ("triangle", "triangles", "m"),
-    "star": ("étoile", "étoiles", "f"),
-    "cross": ("croix", "croix", "f"),
-}
-# colour: (m sg, f sg, m pl, f pl). "orange" and "marron" are invariable (nouns used as colours).
-_FR_ADJ = {
-    "red": ("rouge", "rouge", "rouges", "rouges"),
-    "orange": ("orange", "orange", "orange", "orange"),
-    "yellow": ("jaune", "jaune", "jaunes", "jaunes"),
-    "green": ("vert", "verte", "verts", "vertes"),
-    "blue": ("bleu", "bleue", "bleus", "bleues"),
-    "purple": ("violet", "violette", "violets", "violettes"),
-    "pink": ("rose", "rose", "roses", "roses"),
-    "brown": ("marron", "marron", "marron", "marron"),
-    "black": ("noir", "noire", "noirs", "noires"),
-    "white": ("blanc", "blanche", "blancs", "blanches"),
-}
-_FR_NUM = {2: "deux", 3: "trois", 4: "quatre"}
-# relation: the preposition before the reference object; "de" elides before "un(e)".
-# "sous" (not "au-dessous de") follows NeoBabel's translation of GenEval's "below".
-_FR_REL = {"left of": "à gauche de", "right of": "à droite de", "above": "au-dessus de",
-           "below": "sous"}
-
-
-def _np_fr(o: Obj, one: bool) -> str:
-    sg, pl, gender = _FR_NOUN[o.shape]
-    plural = o.count > 1
-    noun = pl if plural else sg
-    if o.color:
-        forms = _FR_ADJ[o.color]
-        noun = f"{noun} {forms[(2 if plural else 0) + (1 if gender == 'f' else 0)]}"
-    if o.count == 1:  # "un/une" is both the article and the numeral "one"
-        return f"{'une' if gender == 'f' else 'un'} {noun}"
-    return f"{_FR_NUM[o.count]} {noun}"
-
-
-def _fr_de(prep: str, np: str) -> str:
-    """Attach a preposition ending in "de" with elision: "de" + "un" -> "d'un"."""
-    if prep.endswith("de") and np[0] in "aeiouhéè":
-        return f"{prep[:-2]}d'{np}"
-    return f"{prep} {np}"
-
-
-def _fr(objs: tuple[Obj, ...], rel: str | None, one: bool) -> str:
-    a = _fr_de("de", _np_fr(objs[0], one))
-    if len(objs) == 1:
-        return f"Une photo {a}"
-    b_np = _np_fr(objs[1], one)
-    if rel is None:
-        return f"Une photo {a} et {_fr_de('de', b_np)}"
-    return f"Une photo {a} {_fr_de(_FR_REL[rel], b_np)}"
-
-
-# --------------------------------------------------------------------------------------------
-# Spanish: "Una foto de un círculo rojo / de tres estrellas rojas"
-# --------------------------------------------------------------------------------------------
-
-_ES_NOUN = {
-    "circle": ("círculo", "círculos", "m"),
-    "square": ("cuadrado", "cuadrados", "m"),
-    "triangle": ("triángulo", "triángulos", "m"),
-    "star": ("estrella", "estrellas", "f"),
-    "cross": ("cruz", "cruces", "f"),
-}
-# colour: (m sg, f sg, m pl, f pl). "naranja" and "rosa" agree in number only (RAE/Fundéu accept
-# both "círculos naranja" and "círculos naranjas"; UNSURE which a given speaker prefers).
-_ES_ADJ = {
-    "red": ("rojo", "roja", "rojos", "rojas"),
-    "orange": ("naranja", "naranja", "naranjas", "naranjas"),
-    "yellow": ("amarillo", "amarilla", "amarillos", "amarillas"),
-    "green": ("verde", "verde", "verdes", "verdes"),
-    "blue": ("azul", "azul", "azules", "azules"),
-    "purple": ("morado", "morada", "morados", "moradas"),
-    "pink": ("rosa", "rosa", "rosas", "rosas"),
-    "brown": ("marrón", "marrón", "marrones", "marrones"),
-    "black": ("negro", "negra", "negros", "negras"),
-    "white": ("blanco", "blanca", "blancos", "blancas"),
-}
-_ES_NUM = {2: "dos", 3: "tres", 4: "cuatro"}
-_ES_REL = {"left of": "a la izquierda de", "right of": "a la derecha de",
-           "above": "encima de", "below": "debajo de"}
-
-
-def _np_es(o: Obj, one: bool) -> str:
-    sg, pl, gender = _ES_NOUN[o.shape]
-    plural = o.count > 1
-    noun = pl if plural else sg
-    if o.color:
-        noun = f"{noun} {_ES_ADJ[o.color][(2 if plural else 0) + (1 if gender == 'f' else 0)]}"
-    if o.count == 1:  # "un/una" is both the article and the numeral
-        return f"{'una' if gender == 'f' else 'un'} {noun}"
-    return f"{_ES_NUM[o.count]} {noun}"
-
-
-def _es(objs: tuple[Obj, ...], rel: str | None, one: bool) -> str:
-    a = _np_es(objs[0], one)
-    if len(objs) == 1:
-        return f"Una foto de {a}"
-    b = _np_es(objs[1], one)
-    if rel is None:
-        return f"Una foto de {a} y {b}"  # no noun starts with (h)i-, so "y" never becomes "e"
-    return f"Una foto de {a} {_ES_REL[rel]} {b}"
-
-
-# --------------------------------------------------------------------------------------------
-# Italian: "Una foto di un cerchio rosso / di tre stelle rosse"
-# --------------------------------------------------------------------------------------------
-
-# shape: (singular, plural, gender, indefinite article). None of the nouns needs "uno"/"un'".
-_IT_NOUN = {
-    "circle": ("cerchio", "cerchi", "m", "un"),
-    "square": ("quadrato", "quadrati", "m", "un"),
-    "triangle": ("triangolo", "triangoli", "m", "un"),
-    "star": ("stella", "stelle", "f", "una"),
-    "cross": ("croce", "croci", "f", "una"),
-}
-# colour: (m sg, f sg, m pl, f pl). blu, viola, rosa are invariable.
-_IT_ADJ = {
-    "red": ("rosso", "rossa", "rossi", "rosse"),
-    "orange": ("arancione", "arancione", "arancioni", "arancioni"),
-    "yellow": ("giallo", "gialla", "gialli", "gialle"),
-    "green": ("verde", "verde", "verdi", "verdi"),
-    "blue": ("blu", "blu", "blu", "blu"),
-    "purple": ("viola", "viola", "viola", "viola"),
-    "pink": ("rosa", "rosa", "rosa", "rosa"),
-    "brown": ("marrone", "marrone", "marroni", "marroni"),
-    "black": ("nero", "nera", "neri", "nere"),
-    "white": ("bianco", "bianca", "bianchi", "bianche"),
-}
-_IT_NUM = {2: "due", 3: "tre", 4: "quattro"}
-_IT_REL = {"left of": "a sinistra di", "right of": "a destra di", "above": "sopra",
-           "below": "sotto"}
-
-
-def _np_it(o: Obj, one: bool) -> str:
-    sg, pl, gender, art = _IT_NOUN[o.shape]
-    plural = o.count > 1
-    noun = pl if plural else sg
-    if o.color:
-        noun = f"{noun} {_IT_ADJ[o.color][(2 if plural else 0) + (1 if gender == 'f' else 0)]}"
-    if o.count == 1:  # "un/una" is both the article and the numeral
-        return f"{art} {noun}"
-    return f"{_IT_NUM[o.count]} {noun}"
-
-
-def _it(objs: tuple[Obj, ...], rel: str | None, one: bool) -> str:
-    a = _np_it(objs[0], one)
-    if len(objs) == 1:
-        return f"Una foto di {a}"
-    b = _np_it(objs[1], one)
-    if rel is None:
-        return f"Una foto di {a} e {b}"
-    return f"Una foto di {a} {_IT_REL[rel]} {b}"
-
-
-# --------------------------------------------------------------------------------------------
-# Russian: "Фотография" + genitive ("фотография трёх красных кругов"); "слева/справа от" +
-# genitive; "над/под" + instrumental. A numeral in an oblique case agrees with the noun and
-# takes the adjective and noun in the same case, plural ("от трёх синих звёзд",
-# "над тремя синими звёздами"); the nominative paucal (два круга) never arises here.
-# --------------------------------------------------------------------------------------------
-
-# shape: gender, then forms by (case, number)
-_RU_NOUN = {
-    "circle": ("m", {("gen", "sg"): "круга", ("gen", "pl"): "кругов",
-                     ("ins", "sg"): "кругом", ("ins", "pl"): "кругами"}),
-    "square": ("m", {("gen", "sg"): "квадрата", ("gen", "pl"): "квадратов",
-                     ("ins", "sg"): "квадратом", ("ins", "pl"): "квадратами"}),
-    "triangle": ("m", {("gen", "sg"): "треугольника", ("gen", "pl"): "треугольников",
-                       ("ins", "sg"): "треугольником", ("ins", "pl"): "треугольниками"}),
-    "star": ("f", {("gen", "sg"): "звезды", ("gen", "pl"): "звёзд",
-                   ("ins", "sg"): "звездой", ("ins", "pl"): "звёздами"}),
-    "cross": ("m", {("gen", "sg"): "креста", ("gen", "pl"): "крестов",
-                    ("ins", "sg"): "крестом", ("ins", "pl"): "крестами"}),
-}
-# Adjective stems; all hard-stem except "синий" (soft). Written with ё throughout.
-_RU_ADJ_STEM = {
-    "red": ("красн", "hard"),
-    "orange": ("оранжев", "hard"),
-    "yellow": ("жёлт", "hard"),
-    "green": ("зелён", "hard"),
-    "blue": ("син", "soft"),
-    "purple": ("фиолетов", "hard"),
-    "pink": ("розов", "hard"),
-    "brown": ("коричнев", "hard"),
-    "black": ("чёрн", "hard"),
-    "white": ("бел", "hard"),
-}
-# (case, gender-or-"pl") -> ending, for hard and soft stems
-_RU_ADJ_END = {
-    "hard": {("gen", "m"): "ого", ("gen", "f"): "ой", ("gen", "pl"): "ых",
-             ("ins", "m"): "ым", ("ins", "f"): "ой", ("ins", "pl"): "ыми"},
-    "soft": {("gen", "m"): "его", ("gen", "f"): "ей", ("gen", "pl"): "их",
-             ("ins", "m"): "им", ("ins", "f"): "ей", ("ins", "pl"): "ими"},
-}
-_RU_NUM = {
-    ("gen", 1, "m"): "одного", ("gen", 1, "f"): "одной",
-    ("ins", 1, "m"): "одним", ("ins", 1, "f"): "одной",
-    ("gen", 2): "двух", ("gen", 3): "трёх", ("gen", 4): "четырёх",
-    ("ins", 2): "двумя", ("ins", 3): "тремя", ("ins", 4): "четырьмя",
-}
-# relation: (phrase, case of the reference object)
-_RU_REL = {"left of": ("слева от", "gen"), "right of": ("справа от", "gen"),
-           "above": ("над", "ins"), "below": ("под", "ins")}
-
-
-def _np_ru(o: Obj, case: str, one: bool) -> str:
-    gender, forms = _RU_NOUN[o.shape]
+def _np_romance(t: Tables, o: Obj, one: bool, case: str | None) -> str:
+    """fr es it: the article (also the numeral "one") or a number, the noun, the colour."""
+    noun = t["nouns"][o.shape]
     number = "sg" if o.count == 1 else "pl"
-    words = []
-    if o.count == 1 and one:
-        words.append(_RU_NUM[(case, 1, gender)])
-    elif o.count > 1:
-        words.append(_RU_NUM[(case, o.count)])
+    words = [t["articles"][noun["gender"]] if o.count == 1 else t["numbers"][o.count], noun[number]]
     if o.color:
-        stem, kind = _RU_ADJ_STEM[o.color]
-        words.append(stem + _RU_ADJ_END[kind][(case, gender if number == "sg" else "pl")])
-    words.append(forms[(case, number)])
+        words.append(t["adjectives"][o.color][f"{noun['gender']}_{number}"])
     return " ".join(words)
 
 
-def _ru(objs: tuple[Obj, ...], rel: str | None, one: bool) -> str:
-    a = _np_ru(objs[0], "gen", one)
-    if len(objs) == 1:
-        return f"Фотография {a}"
-    if rel is None:
-        return f"Фотография {a} и {_np_ru(objs[1], 'gen', one)}"
-    phrase, case = _RU_REL[rel]
-    return f"Фотография {a} {phrase} {_np_ru(objs[1], case, one)}"
+def _np_ru(t: Tables, o: Obj, one: bool, case: str | None) -> str:
+    case = case or "gen"  # "Фотография" and "и" take the genitive
+    noun = t["nouns"][o.shape]
+    number = "sg" if o.count == 1 else "pl"
+    words = []
+    if o.count > 1 or one:
+        words.append(t["numbers"][case][o.count if o.count > 1 else f"one_{noun['gender']}"])
+    if o.color:
+        adj = t["adjectives"][o.color]
+        agreement = noun["gender"] if number == "sg" else "pl"
+        words.append(adj["stem"] + t["adjective_endings"][adj["declension"]][f"{case}_{agreement}"])
+    words.append(noun[f"{case}_{number}"])
+    return " ".join(words)
 
 
-# --------------------------------------------------------------------------------------------
-# Chinese: "{NP}的照片" (NeoBabel's frame: "两个时钟的照片", "蓝色消防栓的照片").
-# NP = [number + 个] [colour] noun; colour nouns (红色) modify without 的 to avoid a double 的.
-# Position as a relative clause: "红色圆形在蓝色星形左边的照片".
-# --------------------------------------------------------------------------------------------
-
-_ZH_NOUN = {"circle": "圆形", "square": "正方形", "triangle": "三角形", "star": "星形",
-            "cross": "十字形"}
-_ZH_ADJ = {"red": "红色", "orange": "橙色", "yellow": "黄色", "green": "绿色", "blue": "蓝色",
-           "purple": "紫色", "pink": "粉红色", "brown": "棕色", "black": "黑色", "white": "白色"}
-_ZH_NUM = {1: "一", 2: "两", 3: "三", 4: "四"}  # 两 (not 二) before a classifier
-_ZH_REL = {"left of": "左边", "right of": "右边", "above": "上方", "below": "下方"}
-
-
-def _np_zh(o: Obj, one: bool) -> str:
-    core = (_ZH_ADJ[o.color] if o.color else "") + _ZH_NOUN[o.shape]
+def _np_east_asian(t: Tables, o: Obj, one: bool, case: str | None, sep: str = "") -> str:
+    """zh ja ko: [colour] noun, with a number word and counter when counted."""
+    noun = t["nouns"][o.shape]
+    if o.color:
+        noun = t["adjectives"][o.color] + sep + noun
     if o.count == 1 and not one:
-        return core
-    return f"{_ZH_NUM[o.count]}个{core}"
+        return noun
+    return t["frames"]["counted"].format(number=t["numbers"][o.count], noun=noun)
 
 
-def _zh(objs: tuple[Obj, ...], rel: str | None, one: bool) -> str:
-    a = _np_zh(objs[0], one)
-    if len(objs) == 1:
-        return f"{a}的照片"
-    b = _np_zh(objs[1], one)
-    if rel is None:
-        return f"{a}和{b}的照片"
-    return f"{a}在{b}{_ZH_REL[rel]}的照片"
+def _np_ar(t: Tables, o: Obj, one: bool, case: str | None) -> str:
+    noun = t["nouns"][o.shape]
+    gender = noun["gender"]
+    adj = t["adjectives"][o.color] if o.color else None
+    if o.count == 1:
+        words = [noun["sg"], adj and adj[f"{gender}_sg"], t["numbers"][1][gender] if one else None]
+    elif o.count == 2:
+        words = [noun["dual"], adj and adj[f"{gender}_dual"]]
+    else:  # the adjective of a non-human plural is feminine singular
+        words = [t["numbers"][o.count][gender], noun["pl"], adj and adj["f_sg"]]
+    return " ".join(w for w in words if w)
 
 
-# --------------------------------------------------------------------------------------------
-# Japanese: "{NP}の写真"; NP = [三つの] [colour] noun with the general counter つ;
-# position as a relative clause: "青い星の左にある赤い円の写真".
-# --------------------------------------------------------------------------------------------
-
-_JA_NOUN = {"circle": "円", "square": "正方形", "triangle": "三角形", "star": "星",
-            "cross": "十字"}
-# Attributive forms: i-adjectives where Japanese has one (赤い), else colour noun + の.
-_JA_ADJ = {"red": "赤い", "orange": "オレンジ色の", "yellow": "黄色い", "green": "緑の",
-           "blue": "青い", "purple": "紫の", "pink": "ピンクの", "brown": "茶色の",
-           "black": "黒い", "white": "白い"}
-_JA_NUM = {1: "一つ", 2: "二つ", 3: "三つ", 4: "四つ"}
-_JA_REL = {"left of": "の左にある", "right of": "の右にある", "above": "の上にある",
-           "below": "の下にある"}
+def _np_hi(t: Tables, o: Obj, one: bool, case: str | None) -> str:
+    words = [t["numbers"][o.count]]  # एक doubles as the indefinite article
+    if o.color:
+        words.append(t["adjectives"][o.color])
+    words.append(t["nouns"][o.shape]["sg" if o.count == 1 else "pl"])
+    return " ".join(words)
 
 
-def _np_ja(o: Obj, one: bool) -> str:
-    core = (_JA_ADJ[o.color] if o.color else "") + _JA_NOUN[o.shape]
-    if o.count == 1 and not one:
-        return core
-    return f"{_JA_NUM[o.count]}の{core}"
+def _np_fa(t: Tables, o: Obj, one: bool, case: str | None) -> str:
+    words = [t["numbers"][o.count], t["nouns"][o.shape]]  # nouns stay singular after numbers
+    if o.color:
+        words.append(t["adjectives"][o.color])
+    return " ".join(words)
 
 
-def _ja(objs: tuple[Obj, ...], rel: str | None, one: bool) -> str:
-    a = _np_ja(objs[0], one)
-    if len(objs) == 1:
-        return f"{a}の写真"
-    b = _np_ja(objs[1], one)
-    if rel is None:
-        return f"{a}と{b}の写真"
-    return f"{b}{_JA_REL[rel]}{a}の写真"
+# --- Sentences: a frame of the language's file filled with its noun phrases -----------------
 
 
-# --------------------------------------------------------------------------------------------
-# Korean: "{NP}이/가 있는 사진" ("a photo in which there is NP"), which reads naturally with
-# counters ("빨간 원 세 개가 있는 사진") and with positions ("파란 별의 왼쪽에 빨간 원이 있는
-# 사진"). NP = [colour] noun [number 개]. Particles follow the final syllable (이/가, 과/와).
-# --------------------------------------------------------------------------------------------
-
-_KO_NOUN = {"circle": "원", "square": "정사각형", "triangle": "삼각형", "star": "별",
-            "cross": "십자가"}  # UNSURE: 십자가 also means crucifix; 십자 모양 is clumsier
-_KO_ADJ = {"red": "빨간", "orange": "주황색", "yellow": "노란", "green": "초록색", "blue": "파란",
-           "purple": "보라색", "pink": "분홍색", "brown": "갈색", "black": "검은", "white": "흰"}
-_KO_NUM = {1: "한", 2: "두", 3: "세", 4: "네"}  # native numerals before the counter 개
-_KO_REL = {"left of": "왼쪽", "right of": "오른쪽", "above": "위쪽", "below": "아래쪽"}
+def _fr_elide(text: str) -> str:
+    """French "de" elides before a vowel: "de un" -> "d'un"."""
+    return re.sub(r"\bde (?=[aeiouhéè])", "d'", text)
 
 
 def _ko_has_final(word: str) -> bool:
@@ -578,188 +376,43 @@ def _ko_has_final(word: str) -> bool:
     return code % 28 != 0
 
 
-def _ko_particle(word: str, with_final: str, without_final: str) -> str:
-    return word + (with_final if _ko_has_final(word) else without_final)
+def _ko_particles(text: str) -> str:
+    """Resolve the frames' "[이/가]": the first form after a final consonant, else the second."""
+    return re.sub(r"(.)\[(\w+)/(\w+)\]",
+                  lambda m: m[1] + (m[2] if _ko_has_final(m[1]) else m[3]), text)
 
 
-def _np_ko(o: Obj, one: bool) -> str:
-    words = [_KO_ADJ[o.color]] if o.color else []
-    words.append(_KO_NOUN[o.shape])
-    if o.count > 1 or one:
-        words.append(f"{_KO_NUM[o.count]} 개")
-    return " ".join(words)
+_NOUN_PHRASES: dict[str, Callable[[Tables, Obj, bool, str | None], str]] = {
+    "en": _np_en, "de": _np_de, "nl": _np_nl, "fr": _np_romance, "es": _np_romance,
+    "it": _np_romance, "ru": _np_ru, "zh": _np_east_asian, "ja": _np_east_asian,
+    "ko": functools.partial(_np_east_asian, sep=" "),  # Korean writes colour and noun apart
+    "ar": _np_ar, "hi": _np_hi, "fa": _np_fa,
+}
+_FINISH: dict[str, Callable[[str], str]] = {"fr": _fr_elide, "ko": _ko_particles}
+assert tuple(sorted(_NOUN_PHRASES)) == tuple(sorted(LANGUAGE_CODES)), "a language lacks captions"
 
 
-def _ko(objs: tuple[Obj, ...], rel: str | None, one: bool) -> str:
-    a = _np_ko(objs[0], one)
+def _sentence(code: str, objs: tuple[Obj, ...], rel: str | None, one: bool) -> str:
+    t = _tables()[code]
+    noun_phrase = _NOUN_PHRASES[code]
+    a = noun_phrase(t, objs[0], one, None)
     if len(objs) == 1:
-        return f"{_ko_particle(a, '이', '가')} 있는 사진"
-    b = _np_ko(objs[1], one)
-    if rel is None:
-        return f"{_ko_particle(a, '과', '와')} {_ko_particle(b, '이', '가')} 있는 사진"
-    return f"{b}의 {_KO_REL[rel]}에 {_ko_particle(a, '이', '가')} 있는 사진"
-
-
-# --------------------------------------------------------------------------------------------
-# Arabic: "صورة لـ" + indefinite genitive NP: "صورة لدائرة حمراء". Every NP is genitive (after
-# لـ, after على يسار/على يمين, فوق, تحت), which shows in the dual (‑ين). Counting:
-#   1: singular (explicit: + واحد/واحدة after the adjective)
-#   2: dual noun + dual adjective: "دائرتين حمراوين"
-#   3-4: number with gender polarity (ثلاثة with a masculine singular, ثلاث with a feminine one)
-#        + plural noun in the genitive; adjectives of non-human plurals are feminine singular:
-#        "ثلاث دوائر حمراء", "ثلاثة مربعات حمراء".
-# --------------------------------------------------------------------------------------------
-
-# shape: (singular, dual genitive, plural, gender of the singular)
-_AR_NOUN = {
-    "circle": ("دائرة", "دائرتين", "دوائر", "f"),
-    "square": ("مربع", "مربعين", "مربعات", "m"),
-    "triangle": ("مثلث", "مثلثين", "مثلثات", "m"),
-    # UNSURE: نجمة/نجمات (a star shape, unambiguous feminine pair) rather than نجم/نجوم.
-    "star": ("نجمة", "نجمتين", "نجمات", "f"),
-    # UNSURE: صليب (cross) is the usual word for the shape but has religious overtones.
-    "cross": ("صليب", "صليبين", "صلبان", "m"),
-}
-# colour: (m sg, f sg, m dual genitive, f dual genitive); non-human plurals take f sg.
-_AR_ADJ = {
-    "red": ("أحمر", "حمراء", "أحمرين", "حمراوين"),
-    "orange": ("برتقالي", "برتقالية", "برتقاليين", "برتقاليتين"),
-    "yellow": ("أصفر", "صفراء", "أصفرين", "صفراوين"),
-    "green": ("أخضر", "خضراء", "أخضرين", "خضراوين"),
-    "blue": ("أزرق", "زرقاء", "أزرقين", "زرقاوين"),
-    "purple": ("بنفسجي", "بنفسجية", "بنفسجيين", "بنفسجيتين"),
-    "pink": ("وردي", "وردية", "ورديين", "ورديتين"),
-    "brown": ("بني", "بنية", "بنيين", "بنيتين"),
-    "black": ("أسود", "سوداء", "أسودين", "سوداوين"),
-    "white": ("أبيض", "بيضاء", "أبيضين", "بيضاوين"),
-}
-# numbers 3-4 by the gender of the counted noun's singular (polarity)
-_AR_NUM = {(3, "m"): "ثلاثة", (3, "f"): "ثلاث", (4, "m"): "أربعة", (4, "f"): "أربع"}
-_AR_ONE = {"m": "واحد", "f": "واحدة"}
-_AR_REL = {"left of": "على يسار", "right of": "على يمين", "above": "فوق", "below": "تحت"}
-
-
-def _np_ar(o: Obj, one: bool) -> str:
-    sg, dual, pl, gender = _AR_NOUN[o.shape]
-    m_sg, f_sg, m_dual, f_dual = _AR_ADJ[o.color] if o.color else ("",) * 4
-    if o.count == 1:
-        words = [sg, (f_sg if gender == "f" else m_sg)]
-        if one:  # UNSURE: "دائرة حمراء واحدة" (one after the colour) vs "دائرة واحدة حمراء"
-            words.append(_AR_ONE[gender])
-    elif o.count == 2:
-        words = [dual, (f_dual if gender == "f" else m_dual)]
+        text = t["frames"]["one"].format(a=a)
+    elif rel is None:
+        text = t["frames"]["and"].format(a=a, b=noun_phrase(t, objs[1], one, None))
     else:
-        words = [_AR_NUM[(o.count, gender)], pl, f_sg]
-    return " ".join(w for w in words if w)
+        case = t.get("relation_cases", {}).get(rel)  # Russian: the case the relation governs
+        b = noun_phrase(t, objs[1], one, case)
+        text = t["frames"]["relation"].format(a=a, b=b, rel=t["relations"][rel])
+    finish = _FINISH.get(code)
+    return finish(text) if finish else text
 
 
-def _ar(objs: tuple[Obj, ...], rel: str | None, one: bool) -> str:
-    a = _np_ar(objs[0], one)
-    if len(objs) == 1:
-        return f"صورة ل{a}"
-    b = _np_ar(objs[1], one)
-    if rel is None:
-        return f"صورة ل{a} و{b}"  # the conjunction و and the preposition لـ attach
-    return f"صورة ل{a} {_AR_REL[rel]} {b}"
+# --- Public API -----------------------------------------------------------------------------
 
 
-# --------------------------------------------------------------------------------------------
-# Hindi: "{NP} की तस्वीर" (तस्वीर is feminine, hence की); NPs before a postposition are oblique.
-# Word order is head-final: "{B} के बाईं ओर {A} की तस्वीर" (as NeoBabel: "एक कप के नीचे एक सोफे
-# की एक तस्वीर"). Coordinated NPs are both oblique: "एक लाल वृत्त और एक नीले तारे की तस्वीर".
-# All five shape nouns are masculine.
-# --------------------------------------------------------------------------------------------
-
-# shape: (oblique singular, oblique plural)
-_HI_NOUN = {
-    "circle": ("वृत्त", "वृत्तों"),
-    "square": ("वर्ग", "वर्गों"),
-    "triangle": ("त्रिभुज", "त्रिभुजों"),
-    "star": ("तारे", "तारों"),  # तारा, oblique तारे
-    # UNSURE: the loanword क्रॉस; oblique plural क्रॉसों is regular but some writers leave
-    # loanwords uninflected ("तीन क्रॉस").
-    "cross": ("क्रॉस", "क्रॉसों"),
-}
-# masculine oblique forms (sg and pl alike): -ā adjectives become -e, the rest are invariable
-_HI_ADJ = {"red": "लाल", "orange": "नारंगी", "yellow": "पीले", "green": "हरे", "blue": "नीले",
-           "purple": "बैंगनी", "pink": "गुलाबी", "brown": "भूरे", "black": "काले",
-           "white": "सफ़ेद"}
-_HI_NUM = {1: "एक", 2: "दो", 3: "तीन", 4: "चार"}
-_HI_REL = {"left of": "के बाईं ओर", "right of": "के दाईं ओर", "above": "के ऊपर",
-           "below": "के नीचे"}
-
-
-def _np_hi(o: Obj, one: bool) -> str:
-    sg, pl = _HI_NOUN[o.shape]
-    words = [_HI_NUM[o.count]]  # एक doubles as the indefinite article, as in NeoBabel's
-    if o.color:
-        words.append(_HI_ADJ[o.color])
-    words.append(sg if o.count == 1 else pl)
-    return " ".join(words)
-
-
-def _hi(objs: tuple[Obj, ...], rel: str | None, one: bool) -> str:
-    a = _np_hi(objs[0], one)
-    if len(objs) == 1:
-        return f"{a} की तस्वीर"
-    b = _np_hi(objs[1], one)
-    if rel is None:
-        return f"{a} और {b} की तस्वीर"
-    return f"{b} {_HI_REL[rel]} {a} की तस्वीर"
-
-
-# --------------------------------------------------------------------------------------------
-# Persian: "یک عکس از {NP}" (NeoBabel's frame). Nouns stay singular after numerals
-# ("سه دایره"); the colour follows the noun with an unwritten ezafe ("یک دایره قرمز").
-# UNSURE: careful orthography may mark the ezafe after silent h ("دایره‌ی قرمز"); everyday
-# writing, and NeoBabel's translations, leave it unwritten.
-# --------------------------------------------------------------------------------------------
-
-_FA_NOUN = {"circle": "دایره", "square": "مربع", "triangle": "مثلث", "star": "ستاره",
-            "cross": "صلیب"}  # UNSURE: صلیب for the cross shape (alternative: علامت بعلاوه)
-_FA_ADJ = {"red": "قرمز", "orange": "نارنجی", "yellow": "زرد", "green": "سبز", "blue": "آبی",
-           "purple": "بنفش", "pink": "صورتی", "brown": "قهوه‌ای", "black": "سیاه",
-           "white": "سفید"}
-_FA_NUM = {1: "یک", 2: "دو", 3: "سه", 4: "چهار"}
-_FA_REL = {"left of": "در سمت چپ", "right of": "در سمت راست", "above": "بالای",
-           "below": "زیر"}
-
-
-def _np_fa(o: Obj, one: bool) -> str:
-    words = [_FA_NUM[o.count], _FA_NOUN[o.shape]]
-    if o.color:
-        words.append(_FA_ADJ[o.color])
-    return " ".join(words)
-
-
-def _fa(objs: tuple[Obj, ...], rel: str | None, one: bool) -> str:
-    a = _np_fa(objs[0], one)
-    if len(objs) == 1:
-        return f"یک عکس از {a}"
-    b = _np_fa(objs[1], one)
-    if rel is None:
-        return f"یک عکس از {a} و {b}"
-    return f"یک عکس از {a} {_FA_REL[rel]} {b}"
-
-
-# --------------------------------------------------------------------------------------------
-# Public API
-# --------------------------------------------------------------------------------------------
-
-_RENDERERS: dict[str, Callable[[tuple[Obj, ...], str | None, bool], str]] = {
-    "en": _en, "de": _de, "fr": _fr, "es": _es, "it": _it, "nl": _nl, "ru": _ru,
-    "zh": _zh, "ja": _ja, "ko": _ko, "ar": _ar, "hi": _hi, "fa": _fa,
-}
-assert tuple(sorted(_RENDERERS)) == tuple(sorted(LANGUAGE_CODES)), "a language lacks captions"
-
-
-def caption(
-    lang: str,
-    objects: Iterable[Any],
-    relation: str | None = None,
-    *,
-    numeral_one: bool = False,
-) -> str:
+def caption(lang: str, objects: Iterable[Any], relation: str | None = None, *,
+            numeral_one: bool = False) -> str:
     """The caption of an object scene in one language.
 
     ``objects`` holds 1 or 2 items ``(shape, color_or_None, count)`` (mappings or objects with
@@ -770,20 +423,15 @@ def caption(
     """
     code = normalize_lang(lang)
     objs, rel = normalize_scene(objects, relation)
-    return _RENDERERS[code](objs, rel, bool(numeral_one))
+    return _sentence(code, objs, rel, bool(numeral_one))
 
 
-def captions(
-    objects: Iterable[Any],
-    relation: str | None = None,
-    langs: Iterable[str] | None = None,
-    *,
-    numeral_one: bool = False,
-) -> dict[str, str]:
+def captions(objects: Iterable[Any], relation: str | None = None,
+             langs: Iterable[str] | None = None, *, numeral_one: bool = False) -> dict[str, str]:
     """The same scene captioned in several languages (all 13 by default): {code: caption}."""
     objs, rel = normalize_scene(objects, relation)
     codes = LANGUAGE_CODES if langs is None else [normalize_lang(x) for x in langs]
-    return {c: _RENDERERS[c](objs, rel, bool(numeral_one)) for c in codes}
+    return {c: _sentence(c, objs, rel, bool(numeral_one)) for c in codes}
 
 
 def check_task(task: str, objects: Iterable[Any], relation: str | None = None) -> None:
@@ -815,9 +463,8 @@ def check_task(task: str, objects: Iterable[Any], relation: str | None = None) -
             raise InputError("task color_attr needs a colour on both objects")
 
 
-def caption_for_task(
-    task: str, lang: str, objects: Iterable[Any], relation: str | None = None
-) -> str:
+def caption_for_task(task: str, lang: str, objects: Iterable[Any],
+                     relation: str | None = None) -> str:
     """Caption a scene as GenEval's ``task`` words it (checks the scene fits the task).
 
     The counting task names every count with its number word, "one" included
@@ -829,6 +476,6 @@ def caption_for_task(
 
 
 __all__ = [
-    "COLORS", "COUNTS", "RELATIONS", "SHAPES", "TASKS", "Obj",
-    "caption", "caption_for_task", "captions", "check_task", "normalize_scene",
+    "COLORS", "COUNTS", "RELATIONS", "SHAPES", "TASKS", "Obj", "caption", "caption_for_task",
+    "captions", "check_task", "load_caption_tables", "normalize_scene", "parse_caption_tables",
 ]
