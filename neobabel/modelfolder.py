@@ -22,6 +22,19 @@ from neobabel.errors import InputError
 PIPELINE_CONFIG = "babel_pipeline.json"
 FORMAT = "neobabel.BabelPipeline"
 
+# The samplers a folder's defaults (and --scheduler) may name -> their diffusers class. Kept
+# here, free of torch, so the CLIs can list them in --help without loading torch.
+SCHEDULERS = {
+    "ddim": "DDIMScheduler",
+    "dpm++": "DPMSolverMultistepScheduler",
+    "euler": "EulerDiscreteScheduler",
+    "euler_a": "EulerAncestralDiscreteScheduler",
+    "pndm": "PNDMScheduler",
+    "ddpm": "DDPMScheduler",
+    "unipc": "UniPCMultistepScheduler",
+}
+ATTENTION_BACKENDS = ("sdpa", "xformers")
+
 
 class GenerationDefaults(BaseModel):
     """How a model samples unless told otherwise (a preset's or a model folder's record)."""
