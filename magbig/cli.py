@@ -271,8 +271,9 @@ def align(
 
     Example: magbig align runs/audit-quick --model openai/clip-vit-large-patch14 --batch-size 16
     """
-    # heavy: polars; torch + transformers once CLIP loads
-    from magbig.alignment import SCALE_NOTE, TEXT_TOWER_CAVEAT, compute_alignment, summarize_alignment
+    from magbig.alignment import (  # heavy: polars; torch + transformers once CLIP loads
+        SCALE_NOTE, TEXT_TOWER_CAVEAT, compute_alignment, summarize_alignment,
+    )
     from magbig.audit import classifier_names  # heavy: polars
     from magbig.audit import report as build  # heavy: polars
 

@@ -134,3 +134,13 @@ def mb_main(monkeypatch, capsys):
     from conftest import run_in_process
 
     return run_in_process(monkeypatch, capsys, "magbig", magbig_cli.main)
+
+
+def test_magbig_imports_the_neobabel_library_never_its_cli():
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(magbig_cli.__file__).read_text(encoding="utf-8"))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+    assert "neobabel.cli" not in imported and "neobabel.clikit" in imported
