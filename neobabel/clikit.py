@@ -1,5 +1,5 @@
 """What the `neobabel` and `magbig` command lines share: the app's top-level options (--version,
--v/-q), help texts used by several commands, the consoles, and `run_cli`, the exit-code contract.
+-v/-q), help texts used by several commands, the console, and `run_cli`, the exit-code contract.
 
 A library module, so magbig's CLI imports neobabel's library and never neobabel's CLI.
 
@@ -26,7 +26,6 @@ from neobabel.errors import InputError
 from neobabel.modelfolder import PIPELINE_CONFIG
 
 console = Console(soft_wrap=True)  # never break a printed path across lines
-err_console = Console(stderr=True, soft_wrap=True)
 
 # -- help texts several commands share (one home each) -------------------------------------------
 
