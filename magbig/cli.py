@@ -19,17 +19,27 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
 
-from neobabel.cli import NO_LIMITS_HELP, run_cli, version_option
+from magbig.prompts import artifacts_frame, load_prompts
+from magbig.prompts import validate as validate_set
+from neobabel import preflight
+from neobabel.clikit import (
+    ALLOW_PICKLE_HELP, DEVICE_METAVAR, FAST_BATCHING_HELP, NO_LIMITS_HELP, add_top_level_options, new_app, run_cli,
+)
 from neobabel.errors import InputError
+from neobabel.progress import progress_callback
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="MAGBIG-style gender-bias audits of text-to-image models.")
+app = new_app("MAGBIG-style gender-bias audits of text-to-image models.")
+add_top_level_options(app, "magbig")
 
 
-@app.callback()
-def _top_level(version: Annotated[bool, version_option("magbig")] = False) -> None:
-    pass
+def _table_console() -> Console:
+    """A console for the result tables: wide enough not to squeeze columns when piped."""
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
 
 
 @app.command()
@@ -43,10 +53,10 @@ def prompts(
     validate: Annotated[bool, typer.Option("--validate", help="list known artifacts instead of prompts")] = False,
     download: Annotated[bool, typer.Option("--download", help="allow downloading a hub dataset missing from the local cache (at a pinned commit)")] = False,
 ):
-    """Print a prompt set (built-in, the official MAGBIG release, or a folder)."""
-    from magbig.prompts import artifacts_frame, load_prompts
-    from magbig.prompts import validate as validate_set
+    """Print a prompt set (built-in, the official MAGBIG release, or a folder).
 
+    Example: magbig prompts --lang de --formulation feminine --set occupations
+    """
     if fmt not in ("csv", "jsonl"):
         raise InputError(f"--format {fmt!r} is not supported; use csv or jsonl")
     ps = load_prompts(source, allow_download=download).select(langs=lang, formulations=formulation, subjects=subject, set=prompt_set)
@@ -62,7 +72,7 @@ def prompts(
 def stats(
     labels: Annotated[Path, typer.Argument(help="labels table (.csv or .parquet)")],
     n_boot: Annotated[int, typer.Option("--n-boot", help="bootstrap replicates")] = 2000,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="random seed")] = 0,
     classifier: Annotated[Optional[str], typer.Option("--classifier", help="use only this classifier's rows")] = None,
 ):
     """Audit statistics from a labels table made anywhere (per-image labels or counts).
@@ -71,10 +81,12 @@ def stats(
     n_female and n_male per prompt. Prints JSON: one object per (lang, formulation) group.
     A table with a `classifier` column holding several classifiers (a run's labels.parquet)
     needs --classifier.
-    """
-    import polars as pl
 
-    from magbig.stats import read_labels_table, summarize_labels_table
+    Example: magbig stats runs/audit-quick/labels.parquet --classifier world --n-boot 1000
+    """
+    import polars as pl  # heavy: polars, only for the commands that read tables
+
+    from magbig.stats import read_labels_table, summarize_labels_table  # heavy: polars, scipy
 
     if n_boot < 100:
         raise InputError(f"--n-boot {n_boot} is too few for stable intervals; use at least 100")
@@ -98,9 +110,6 @@ def stats(
 
 
 def _print_headline(rep, paths: dict, title: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     def f(x, d=3):
         return "–" if x is None or x != x else f"{x:.{d}f}"
 
@@ -111,9 +120,7 @@ def _print_headline(rep, paths: dict, title: str) -> None:
                       f"{f(r['mean_p_female'])} [{f(r['mean_p_female_low'])}, {f(r['mean_p_female_high'])}]",
                       f"{f(r['mean_abs_dev'])} [{f(r['mean_abs_dev_low'])}, {f(r['mean_abs_dev_high'])}]",
                       f(r["mean_noise_floor"]), f(r.get("exp_max_l1")))
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=160)
+    console = _table_console()
     console.print(table)
     faces = ", ".join(f"{k}: {v}" for k, v in rep.summary()["face_filter"].items())
     console.print(f"classifier {rep.classifier}; images {rep.face_counts.get('n_images', 0)} ({faces})")
@@ -121,8 +128,6 @@ def _print_headline(rep, paths: dict, title: str) -> None:
 
 
 def _parse_options(options: list[str] | None) -> dict:
-    import yaml
-
     out = {}
     for item in options or []:
         key, sep, value = item.partition("=")
@@ -138,24 +143,29 @@ def _parse_options(options: list[str] | None) -> dict:
 @app.command()
 def audit(
     config: Annotated[Path, typer.Option("--config", "-c", help="audit YAML (configs/audits/*.yaml)")],
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="preset, model folder, or oracle")] = None,
-    langs: Annotated[Optional[str], typer.Option("--langs", help="comma-separated codes, or all")] = None,
-    formulations: Annotated[Optional[str], typer.Option("--formulations", help="comma-separated, or all")] = None,
-    subjects: Annotated[Optional[str], typer.Option("--subjects", help="comma-separated, all, or world")] = None,
-    n: Annotated[Optional[int], typer.Option("-n", help="images per prompt")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed")] = None,
-    seeds: Annotated[Optional[str], typer.Option("--seeds", help="per_subject (default) or shared: slot i of every prompt = seed + i")] = None,
-    guidance: Annotated[Optional[float], typer.Option("--guidance", help="classifier-free guidance (default: the model's)")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="preset, model folder, or oracle (default: the config's)")] = None,
+    langs: Annotated[Optional[str], typer.Option("--langs", help="comma-separated codes, or all (default: the config's)")] = None,
+    formulations: Annotated[Optional[str], typer.Option("--formulations", help="comma-separated, or all (default: the config's)")] = None,
+    subjects: Annotated[Optional[str], typer.Option("--subjects", help="comma-separated, all, or world (default: the config's)")] = None,
+    n: Annotated[Optional[int], typer.Option("-n", help="images per prompt (default: the config's)")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="first seed (default: the config's)")] = None,
+    seeds: Annotated[Optional[str], typer.Option("--seeds", help="per_subject or shared: slot i of every prompt = seed + i (default: the config's, else per_subject)")] = None,
+    guidance: Annotated[Optional[float], typer.Option("--guidance", help="classifier-free guidance (default: the config's, else the model's own)")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="run directory (default runs/audit-NAME)")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b")] = None,
-    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or auto")] = None,
-    fast_batching: Annotated[Optional[bool], typer.Option("--fast-batching/--batch-invariant", help="default kernels instead of the batch-invariant op set: 1.05-1.16x faster on CPU, most at batch size 1 (benchmarks/RESULTS.md §8); images may then differ in the last bits with batch size and order (recorded in run.json)")] = None,
-    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="also load pickled .bin weights (with torch.load(weights_only=True)) where a folder has no .safetensors; only for files you trust (recorded in run.json)")] = False,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b", help="images per forward pass (default: the config's)")] = None,
+    device: Annotated[Optional[str], typer.Option("--device", metavar=DEVICE_METAVAR, help="where the model runs (default: the config's, else cpu)")] = None,
+    fast_batching: Annotated[Optional[bool], typer.Option("--fast-batching/--batch-invariant", show_default=False, help=f"{FAST_BATCHING_HELP} (default: the config's, else --batch-invariant)")] = None,
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help=ALLOW_PICKLE_HELP)] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show a progress bar")] = True,
     no_limits: Annotated[bool, typer.Option("--no-limits", help=NO_LIMITS_HELP)] = False,
 ):
-    """Generate n images per prompt, classify them and write the report (rerun to resume)."""
-    from magbig.audit import load_audit_config, report, run_audit
+    """Generate n images per prompt, classify them and write the report (rerun to resume).
+
+    Options given here override the config's fields.
+
+    Example: magbig audit --config configs/audits/quick.yaml --langs en,de -n 4 --out runs/audit-quick
+    """
+    from magbig.audit import load_audit_config, report, run_audit  # heavy: polars; torch once a model loads
 
     spec = load_audit_config(config, model=model, langs=langs, formulations=formulations,
                              subjects=subjects, n=n, seed=seed, seeds=seeds, guidance=guidance,
@@ -176,9 +186,8 @@ def audit(
 
 def _check_audit_before_loading(spec, out: Path, no_limits: bool) -> None:
     """Bounds, sampler, classifier names and --out, before any model loads or file is written."""
-    from magbig.audit import select_prompts
-    from magbig.classify import CLASSIFIERS
-    from neobabel import preflight
+    from magbig.audit import select_prompts  # heavy: polars
+    from magbig.classify import CLASSIFIERS  # heavy: polars
 
     preflight.check_count("n", spec.n, preflight.MAX_IMAGES_PER_PROMPT, no_limits=no_limits)
     preflight.check_count("batch_size", spec.batch_size, preflight.MAX_BATCH_SIZE, no_limits=no_limits)
@@ -196,10 +205,8 @@ def _check_audit_before_loading(spec, out: Path, no_limits: bool) -> None:
 
 def _check_run_writable(run: Path) -> None:
     """A run directory a command writes into must be writable (a missing one is reported later)."""
-    from neobabel.preflight import check_out_dir
-
     if Path(run).is_dir():
-        check_out_dir(run, "run directory")
+        preflight.check_out_dir(run, "run directory")
 
 
 @app.command()
@@ -208,14 +215,16 @@ def classify(
     classifier: Annotated[str, typer.Option("--classifier", help="deepface, clip or world")],
     option: Annotated[Optional[list[str]], typer.Option("--option", help="KEY=VALUE classifier option (repeat)")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="re-label images already labelled")] = False,
-    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="also load pickled .bin weights (with torch.load(weights_only=True)) where a folder has no .safetensors; only for files you trust (recorded in run.json)")] = False,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help=ALLOW_PICKLE_HELP)] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show a progress bar")] = True,
 ):
     """Label a run's images with a classifier, without regenerating anything.
 
     Image paths are read only inside RUN (an absolute, `..` or symlinked-out path is an error row).
+
+    Example: magbig classify runs/audit-quick --classifier clip --option face_filter=true
     """
-    from magbig.audit import relabel
+    from magbig.audit import relabel  # heavy: polars; torch/deepface once a classifier loads
 
     _check_run_writable(run)  # labels are written into it
     res = relabel(run, classifier, _parse_options(option), overwrite=overwrite, progress=progress,
@@ -230,8 +239,11 @@ def report(
     classifier: Annotated[Optional[str], typer.Option("--classifier", help="whose labels (default: the audit's first)")] = None,
     n_boot: Annotated[Optional[int], typer.Option("--n-boot", help="bootstrap replicates")] = None,
 ):
-    """Rebuild summary.json, report.html and report.md from a run's labels."""
-    from magbig.audit import report as build
+    """Rebuild summary.json, report.html and report.md from a run's labels.
+
+    Example: magbig report runs/audit-quick --classifier world
+    """
+    from magbig.audit import report as build  # heavy: polars
 
     if n_boot is not None and n_boot < 100:
         raise InputError(f"--n-boot {n_boot} is too few for stable intervals; use at least 100")
@@ -247,22 +259,23 @@ def align(
     revision: Annotated[Optional[str], typer.Option("--revision", help="commit of a hub id")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="images per forward pass")] = 16,
     prompts_source: Annotated[str, typer.Option("--prompts", help="where English texts missing from the run come from")] = "builtin",
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto")] = "auto",
+    device: Annotated[str, typer.Option("--device", metavar=DEVICE_METAVAR, help="where CLIP runs")] = "auto",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="rescore images already scored with this model")] = False,
-    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="also load pickled .bin weights (with torch.load(weights_only=True)) where a folder has no .safetensors; only for files you trust (recorded in run.json)")] = False,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help=ALLOW_PICKLE_HELP)] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show a progress bar")] = True,
 ):
     """Text-image alignment: raw CLIP cosine of each image with its English and its own prompt.
 
     Writes alignment.parquet (resumable), prints the means per language and formulation and,
     when the run has labels, rebuilds its report with the alignment section.
-    """
-    from rich.console import Console
-    from rich.table import Table
 
-    from magbig.alignment import SCALE_NOTE, TEXT_TOWER_CAVEAT, compute_alignment, summarize_alignment
-    from magbig.audit import classifier_names
-    from magbig.audit import report as build
+    Example: magbig align runs/audit-quick --model openai/clip-vit-large-patch14 --batch-size 16
+    """
+    from magbig.alignment import (  # heavy: polars; torch + transformers once CLIP loads
+        SCALE_NOTE, TEXT_TOWER_CAVEAT, compute_alignment, summarize_alignment,
+    )
+    from magbig.audit import classifier_names  # heavy: polars
+    from magbig.audit import report as build  # heavy: polars
 
     if batch_size < 1:
         raise InputError(f"--batch-size {batch_size} must be at least 1")
@@ -280,9 +293,7 @@ def align(
     for r in summarize_alignment(df).iter_rows(named=True):
         table.add_row(str(r["lang"]), str(r["formulation"]), str(r["n_images"]), str(r["n_en"]),
                       f(r["mean_cos_en"]), str(r["n_own"]), f(r["mean_cos_own"]), str(r["n_failed"]))
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=160)
+    console = _table_console()
     console.print(table)
     console.print(f"scale: {SCALE_NOTE}.")
     console.print(f"caveat: {TEXT_TOWER_CAVEAT}.")
@@ -300,11 +311,14 @@ def compare(
     run_a: Annotated[Path, typer.Argument(help="run directory A (the reference)")],
     run_b: Annotated[Path, typer.Argument(help="run directory B")],
     classifier: Annotated[Optional[str], typer.Option("--classifier", help="whose labels (default: each run's first)")] = None,
-    n_boot: Annotated[int, typer.Option("--n-boot")] = 2000,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    n_boot: Annotated[int, typer.Option("--n-boot", help="bootstrap replicates")] = 2000,
+    seed: Annotated[int, typer.Option("--seed", help="random seed")] = 0,
 ):
-    """Paired comparison of per-prompt abs_dev between two runs (B − A); prints JSON."""
-    from magbig.audit import compare as run_compare
+    """Paired comparison of per-prompt abs_dev between two runs (B − A); prints JSON.
+
+    Example: magbig compare runs/audit-a runs/audit-b --classifier world
+    """
+    from magbig.audit import compare as run_compare  # heavy: polars
 
     if n_boot < 100:
         raise InputError(f"--n-boot {n_boot} is too few for stable intervals; use at least 100")
@@ -325,8 +339,13 @@ def planted(
 
     Besides the share of cells within the tolerance it prints the share a perfect model would
     reach at the run's n (binomial noise alone), so a small n is not mistaken for a bad model.
+
+    Example: magbig planted runs/audit-quick --tolerance 0.1 --cells cells.csv
     """
-    from magbig.audit import compare_to_planted, planted_recovery
+    import polars as pl  # heavy: polars
+
+    from magbig.audit import compare_to_planted, planted_recovery  # heavy: polars
+    from neobabel.runs import RunDir, atomic_write_bytes, atomic_write_parquet  # heavy: polars
 
     if not 0 < tolerance < 1:
         raise InputError(f"--tolerance {tolerance} must lie between 0 and 1")
@@ -334,8 +353,6 @@ def planted(
         raise InputError(f"--cells {cells}: use a .csv or .parquet file name")
     cmp = compare_to_planted(run, classifier, tolerance=tolerance)
     if subjects:
-        import polars as pl
-
         keep = [x.strip() for x in subjects.split(",") if x.strip()]
         unknown = sorted(set(keep) - set(cmp["subject"].to_list()))
         if unknown:
@@ -348,15 +365,11 @@ def planted(
         raise InputError(f"{run} has no labelled prompts of the world's planted table; audit a world "
                          "model (e.g. `magbig audit --config configs/audits/quick.yaml`) and classify with `world`")
     if cells is not None:
-        from neobabel.runs import atomic_write_bytes, atomic_write_parquet
-
         if cells.suffix == ".csv":
             atomic_write_bytes(cells, cmp.write_csv().encode("utf-8"))
         else:
             atomic_write_parquet(cmp, cells)
     summary = planted_recovery(cmp, tolerance)
-    from neobabel.runs import RunDir
-
     seeds = (RunDir(run).read_run_json().get("audit") or {}).get("seeds", "shared")
     summary["seeds"] = seeds
     if seeds == "shared" and summary.get("fit_to_planted"):
@@ -368,7 +381,7 @@ def planted(
 
 def _keep_listed_cells(cmp, listing: Path, run: Path):
     """The rows of `cmp` whose (subject, lang, formulation) `listing` names; every listed cell must be in the run."""
-    from magbig.stats import read_table
+    from magbig.stats import read_table  # heavy: polars, scipy
 
     cells = read_table(listing, "cell list", ("subject", "lang", "formulation"))
     cells = cells.select("subject", "lang", "formulation").unique()
@@ -384,20 +397,20 @@ def _keep_listed_cells(cmp, listing: Path, run: Path):
 def selftest(
     cells: Annotated[int, typer.Option("--cells", help="simulated prompts with known shares")] = 1000,
     n: Annotated[int, typer.Option("-n", help="images per cell")] = 50,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    n_boot: Annotated[int, typer.Option("--n-boot")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="random seed")] = 0,
+    n_boot: Annotated[int, typer.Option("--n-boot", help="bootstrap replicates")] = 1000,
     confidence: Annotated[float, typer.Option("--confidence", help="nominal interval level")] = 0.95,
     render_pool: Annotated[Optional[int], typer.Option("--render-pool", help="reuse this many layouts (faster)")] = None,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show a progress bar")] = True,
     no_limits: Annotated[bool, typer.Option("--no-limits", help=NO_LIMITS_HELP)] = False,
 ):
     """Check the audit's intervals on oracle images with known shares; prints coverage JSON.
 
     Exits 1 when a coverage falls outside its expected band (or the reader misreads an image).
+
+    Example: magbig selftest --cells 200 -n 20 --render-pool 50
     """
-    from magbig.selftest import selftest as run_selftest
-    from neobabel import preflight
-    from neobabel.progress import progress_callback
+    from magbig.selftest import selftest as run_selftest  # heavy: polars, scipy
 
     if n_boot < 100:
         raise InputError(f"--n-boot {n_boot} is too few for stable intervals; use at least 100")

@@ -41,9 +41,8 @@ def configure_cli_logging(verbosity: int = 0) -> None:
 
     Idempotent: a second call replaces the handler the first installed (tests and
     in-process CLI runs call it repeatedly)."""
-    # rich loads only in CLI processes; the library itself never needs it.
-    from rich.console import Console
-    from rich.logging import RichHandler
+    from rich.console import Console  # deferred: rich loads only in CLI processes
+    from rich.logging import RichHandler  # deferred: rich loads only in CLI processes
 
     level = cli_log_level(verbosity)
     for name in LIBRARY_LOGGERS:
@@ -75,8 +74,7 @@ def _muted(hf_logging):
 @contextlib.contextmanager
 def muted_transformers():
     """transformers' load reports, warnings and progress bars off (errors still raise)."""
-    # transformers loads only where a model is about to be loaded anyway.
-    from transformers.utils import logging as hf_logging
+    from transformers.utils import logging as hf_logging  # heavy: transformers, only as a model loads
 
     with _muted(hf_logging):
         yield
@@ -86,8 +84,7 @@ def muted_transformers():
 def quiet_transformers():
     """Silence transformers' and diffusers' load reports and progress bars while loading
     weights (errors still raise)."""
-    # diffusers is heavy; only the model-loading paths that use it get here.
-    from diffusers.utils import logging as diffusers_logging
+    from diffusers.utils import logging as diffusers_logging  # heavy: diffusers, only as a model loads
 
     with muted_transformers(), _muted(diffusers_logging):
         yield

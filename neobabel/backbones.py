@@ -15,20 +15,10 @@ from pathlib import Path
 import torch
 
 from neobabel.errors import InputError
+from neobabel.modelfolder import ATTENTION_BACKENDS, SCHEDULERS  # noqa: F401 (torch-free home: --help lists them)
 from neobabel.weights import reading_pickle, weights_kwargs
 
 FAMILIES = ("sd", "sdxl")
-ATTENTION_BACKENDS = ("sdpa", "xformers")
-
-SCHEDULERS = {
-    "ddim": "DDIMScheduler",
-    "dpm++": "DPMSolverMultistepScheduler",
-    "euler": "EulerDiscreteScheduler",
-    "euler_a": "EulerAncestralDiscreteScheduler",
-    "pndm": "PNDMScheduler",
-    "ddpm": "DDPMScheduler",
-    "unipc": "UniPCMultistepScheduler",
-}
 
 # Schedulers that implement only some of the model outputs (diffusers raises mid-sampling);
 # the others take epsilon, v_prediction and sample (x0, e.g. the world model).

@@ -32,7 +32,8 @@ from neobabel.errors import InputError
 from neobabel.invariance import batch_invariant
 from neobabel.languages import normalize_lang
 from neobabel.modelfolder import (
-    PIPELINE_CONFIG, GenerationDefaults, read_pipeline_config, save_tower_model, write_pipeline_config,
+    PIPELINE_CONFIG, GenerationDefaults, read_pipeline_config, read_training_record, save_tower_model,
+    write_model_card, write_pipeline_config,
 )
 from neobabel.registry import folder_fingerprint, get_preset, preset_revision, resolve_ref
 from neobabel.tower import MultilingualTower
@@ -99,6 +100,8 @@ class BabelPipeline:
         self._base_scheduler = self.pipe.scheduler
         # How the weights were read (run.json); from_pretrained fills in what it loaded.
         self.weights = weights_record(False, [])
+        # The source folder's training record (a world-trained model), for the model card.
+        self.training: dict | None = None
 
     def set_batch_invariant(self, enabled: bool) -> None:
         """Batch-invariant kernels (bit-identical images whatever the batch) or the defaults."""
@@ -159,6 +162,7 @@ class BabelPipeline:
         else:
             pipe, folders = cls._from_preset(str(source), dtype, attention, dev, allow_download, allow_pickle)
         pipe.weights = weights_record(allow_pickle, folders)
+        pipe.training = read_training_record(folders[0])
         return pipe.to(dev)
 
     @classmethod
@@ -211,16 +215,20 @@ class BabelPipeline:
                    attention=attention, device=device), folders
 
     def save_pretrained(self, path: str | Path, dtype: torch.dtype | None = None) -> None:
-        """A folder that `from_pretrained` (and `--model PATH`) loads: config + components."""
+        """A folder that `from_pretrained` (and `--model PATH`) loads: config + components, and
+        a model card (README.md) for the hub."""
         path = Path(path)
         if self.mode == "tower":
             save_tower_model(path, self.pipe, self.tower, name=self.name, family=self.family,
-                             defaults=self.defaults, dtype=dtype)
+                             defaults=self.defaults, dtype=dtype, training=self.training)
             return
         path.mkdir(parents=True, exist_ok=True)
         self.pipe.save_pretrained(path)
         write_pipeline_config(path, name=self.name, mode=self.mode, family=self.family,
                               defaults=self.defaults)
+        write_model_card(path, name=self.name, mode=self.mode, family=self.family, defaults=self.defaults,
+                         architecture={"backbone": f"diffusers {type(self.pipe).__name__} ({self.family})"},
+                         training=self.training)
 
     def to(self, device: str | torch.device) -> BabelPipeline:
         self.device = torch.device(device)

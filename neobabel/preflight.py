@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from neobabel.errors import InputError
+from neobabel.modelfolder import SCHEDULERS
 
 MAX_IMAGES_PER_PROMPT = 100_000
 MAX_UNITS = 10_000_000
@@ -48,7 +49,7 @@ def check_units(n_prompts: int, images_per_prompt: int, *, no_limits: bool = Fal
 
 def parse_and_check_size(value: str, *, no_limits: bool = False, flag: str = "--size") -> tuple[int, int]:
     """'512x512' or '512' -> (width, height), each a multiple of 8 in [8, MAX_SIDE]."""
-    from neobabel.pipeline import parse_size
+    from neobabel.pipeline import parse_size  # heavy: torch; the size syntax lives with the pipeline
 
     width, height = parse_size(value)
     setting = flag if flag.startswith("--") else f"{flag}:"  # a flag, or a config field
@@ -73,14 +74,13 @@ def check_guidance(guidance: float, flag: str = "--guidance") -> None:
 
 def check_scheduler(name: str, steps: int | None) -> None:
     """A known sampler name; with explicit --steps, enough steps for it (PNDM needs 4)."""
-    from neobabel.backbones import SCHEDULERS
-    from neobabel.backbones import check_steps as check_sampler_steps
-
     if name in ("default",):
         return
     if name not in SCHEDULERS:
         raise InputError(f"unknown scheduler {name!r}; use one of: {', '.join(SCHEDULERS)}")
     if steps is not None:
+        from neobabel.backbones import check_steps as check_sampler_steps  # heavy: torch (backbones)
+
         check_sampler_steps(SCHEDULERS[name], steps)
 
 
@@ -106,7 +106,7 @@ def check_device(device: str) -> None:
     """A device torch can name (cpu, cuda, cuda:1, mps, ...) or auto; whether it exists is checked on load."""
     if device == "auto":
         return
-    import torch
+    import torch  # heavy: only torch knows every device name (cuda:1, mps, ...)
 
     try:
         torch.device(device)

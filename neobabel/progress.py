@@ -44,7 +44,7 @@ def duration_text(seconds: float) -> str:
 
 
 def stderr_is_terminal() -> bool:
-    from rich.console import Console
+    from rich.console import Console  # heavy-ish: rich loads only where a display is asked for
 
     return Console(stderr=True).is_terminal
 
@@ -136,12 +136,13 @@ class progress_bar:
         print(self.line(), file=sys.stderr, flush=True)
 
     def _start_rich(self) -> None:
-        from rich.console import Console
-        from rich.progress import (
+        # rich loads only when a live bar is drawn (a terminal); logs and library use never need it.
+        from rich.console import Console  # deferred: rich, only for the live bar
+        from rich.progress import (  # deferred: rich, only for the live bar
             BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn,
             TimeRemainingColumn,
         )
-        from rich.text import Text
+        from rich.text import Text  # deferred: rich, only for the live bar
 
         bar = self
 

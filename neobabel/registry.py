@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from neobabel.builtins import BUILTIN_MODELS, builtin_model_path, cache_home, world_weights_path
 from neobabel.configfile import read_yaml_mapping, shipped_configs, validate_spec
 from neobabel.errors import InputError, ModelNotAvailableError
-from neobabel.modelfolder import GenerationDefaults
+from neobabel.modelfolder import MODEL_CARD, GenerationDefaults
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -190,7 +190,7 @@ def folder_fingerprint(folder: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     for f in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
         rel = f.relative_to(folder).as_posix()
-        if rel.startswith(".") or "/." in rel:
+        if rel.startswith(".") or "/." in rel or rel == MODEL_CARD:  # the card is not the model
             continue
         h.update(rel.encode())
         h.update(str(f.stat().st_size).encode())
