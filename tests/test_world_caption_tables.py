@@ -1,4 +1,4 @@
-"""The caption data files (neobabel/world/data/captions/<code>.yaml): shipped, complete, checked.
+"""The caption data files (neobabel/world/captions_data/<code>.yaml): shipped, complete, checked.
 
 A broken copy must fail on load with one line naming the file and the entry, never later as a
 KeyError or, worse, as a silently different caption.
@@ -16,7 +16,7 @@ from neobabel.errors import InputError
 from neobabel.languages import LANGUAGE_CODES
 from neobabel.world.captions import caption, load_caption_tables, parse_caption_tables
 
-SHIPPED = Path(str(resources.files("neobabel.world").joinpath("data", "captions")))
+SHIPPED = Path(str(resources.files("neobabel.world").joinpath("captions_data")))
 
 
 @pytest.fixture

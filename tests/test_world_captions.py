@@ -89,7 +89,7 @@ def corpus():
 
 
 # The sha256 of the whole corpus. The shipped world model was trained on these captions, so a
-# change to any word in neobabel/world/data/captions/ must be deliberate: update this digest in
+# change to any word in neobabel/world/captions_data/ must be deliberate: update this digest in
 # the same commit and say whether the model was retrained.
 CORPUS_SHA256 = "cb3c9e877da609e81ead501b29818ac54b6caad780c82b82ef570daff8298953"
 

@@ -2,7 +2,7 @@
 
 English follows GenEval's wording exactly ("a photo of two red circles", "a photo of a blue
 square left of a green triangle"). Each language's words are data, one file per language in
-``neobabel/world/data/captions/<code>.yaml`` so that a native speaker reviews one file, notes
+``neobabel/world/captions_data/<code>.yaml`` so that a native speaker reviews one file, notes
 included: nouns with gender and the case/number forms its frames need, colour adjectives
 inflected for agreement, number words, relation phrases, and one fixed, natural frame per
 structure:
@@ -261,8 +261,8 @@ def load_caption_tables(folder: Traversable, label: str | None = None) -> Mappin
 @functools.cache
 def _tables() -> Mapping[str, Any]:
     """The shipped tables, read once (through importlib.resources, so a wheel works too)."""
-    folder = resources.files("neobabel.world").joinpath("data", "captions")
-    return load_caption_tables(folder, "neobabel/world/data/captions")
+    folder = resources.files("neobabel.world").joinpath("captions_data")
+    return load_caption_tables(folder, "neobabel/world/captions_data")
 
 
 # --- Noun phrases: (tables, object, numeral_one, case) -> text. Only Russian uses the case. ---
