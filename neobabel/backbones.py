@@ -53,11 +53,11 @@ def component_class(config: dict):
     name = config.get("_class_name")
     if not name:
         raise InputError("component config has no _class_name; is this a diffusers folder?")
-    import diffusers
+    import diffusers  # heavy: diffusers (and torch), only when a model is built or loaded
 
     if hasattr(diffusers, name):
         return getattr(diffusers, name)
-    from neobabel import components
+    from neobabel import components  # imports diffusers internals: with diffusers above
 
     if hasattr(components, name):
         return getattr(components, name)
@@ -87,6 +87,7 @@ def detect_family(unet_config: dict) -> str:
 
 def assemble(family: str, unet, vae, scheduler):
     """A diffusers pipeline around a backbone with no text encoders: embeds come from a tower."""
+    # heavy: diffusers (and torch), only when a model is built or loaded
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
     if family == "sd":
@@ -128,7 +129,7 @@ def set_scheduler(pipe, name: str | None) -> str:
     if name is None or name == "default":
         return type(pipe.scheduler).__name__
     check_prediction(name, pipe.scheduler.config.get("prediction_type", "epsilon"))
-    import diffusers
+    import diffusers  # heavy: diffusers (and torch), only when a model is built or loaded
 
     cls = getattr(diffusers, SCHEDULERS[name])
     if not isinstance(pipe.scheduler, cls):

@@ -83,8 +83,10 @@ def build_tiny_tower_model(path: str | Path, build_backbone, *, family: str, out
     are not used). The helper folders beside `path` are removed."""
     import torch  # heavy: only when building
 
-    from neobabel.backbones import load_backbone
+    from neobabel.backbones import load_backbone  # heavy: torch + diffusers, only when a built-in model is built
+    # with the model parts above, only when a built-in model is built
     from neobabel.modelfolder import GenerationDefaults, save_tower_model
+    # heavy: torch + transformers, only when a built-in model is built
     from neobabel.tower import MultilingualTower, TowerConfig
 
     path = Path(path)
@@ -143,7 +145,7 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 def build_clip_tokenizer(path: str | Path, model_max_length: int = 77):
     """Write a CLIP BPE tokenizer from a local vocabulary (bytes + a few merges)."""
-    from transformers import CLIPTokenizer
+    from transformers import CLIPTokenizer  # heavy: transformers (and torch), only when a model is built or loaded
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -168,8 +170,10 @@ def build_clip_tokenizer(path: str | Path, model_max_length: int = 77):
 def build_xlmr_encoder(path: str | Path, hidden_size: int = 32, seed: int = 0):
     """Save a tiny XLMRobertaModel and a BPE tokenizer trained on FIXTURE_CORPUS."""
     import torch  # heavy: only when building
+    # heavy: transformers (and torch), only when a model is built or loaded
     from transformers import XLMRobertaConfig, XLMRobertaModel
 
+    # heavy: torch + transformers, only when a built-in model is built
     from neobabel.tower import train_subword_tokenizer
 
     path = Path(path)
@@ -195,7 +199,7 @@ def build_xlmr_encoder(path: str | Path, hidden_size: int = 32, seed: int = 0):
 
 def tiny_unet(cross_attention_dim: int = 32, sample_size: int = 16, seed: int = 0, **overrides):
     import torch  # heavy: only when building
-    from diffusers import UNet2DConditionModel
+    from diffusers import UNet2DConditionModel  # heavy: diffusers (and torch), only when a model is built or loaded
 
     torch.manual_seed(seed)
     kwargs = dict(
@@ -216,7 +220,7 @@ def tiny_unet(cross_attention_dim: int = 32, sample_size: int = 16, seed: int = 
 
 def tiny_vae(seed: int = 0):
     import torch  # heavy: only when building
-    from diffusers import AutoencoderKL
+    from diffusers import AutoencoderKL  # heavy: diffusers (and torch), only when a model is built or loaded
 
     torch.manual_seed(seed)
     return AutoencoderKL(
@@ -231,7 +235,7 @@ def tiny_vae(seed: int = 0):
 
 
 def tiny_scheduler():
-    from diffusers import DDIMScheduler
+    from diffusers import DDIMScheduler  # heavy: diffusers (and torch), only when a model is built or loaded
 
     return DDIMScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
@@ -240,7 +244,7 @@ def tiny_scheduler():
 
 
 def _clip_text_config(hidden_size: int = 32, **kw):
-    from transformers import CLIPTextConfig
+    from transformers import CLIPTextConfig  # heavy: transformers (and torch), only when a model is built or loaded
 
     return CLIPTextConfig(
         bos_token_id=0, eos_token_id=2, hidden_size=hidden_size, intermediate_size=37,
@@ -252,8 +256,9 @@ def _clip_text_config(hidden_size: int = 32, **kw):
 def build_tiny_sd(path: str | Path, seed: int = 0) -> Path:
     """A complete Stable Diffusion 1.x-style pipeline folder (native CLIP text encoder)."""
     import torch  # heavy: only when building
+    # heavy: diffusers (and torch), only when a model is built or loaded
     from diffusers import StableDiffusionPipeline
-    from transformers import CLIPTextModel
+    from transformers import CLIPTextModel  # heavy: transformers (and torch), only when a model is built or loaded
 
     path = Path(path)
     torch.manual_seed(seed)

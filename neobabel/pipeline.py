@@ -14,6 +14,7 @@ image depends only on (model, text, lang, seed, params), never on batch size or 
 
 from __future__ import annotations
 
+import logging
 import inspect
 import json
 import math
@@ -350,9 +351,7 @@ def _native_weights_kwargs(path: Path, index: dict, skip: set[str], allow_pickle
 
 def _load_native(path: Path, dtype: torch.dtype, allow_pickle: bool = False):
     """Any diffusers text-to-image pipeline folder, with its own text encoder(s)."""
-    import logging
-
-    from diffusers import DiffusionPipeline
+    from diffusers import DiffusionPipeline  # heavy: diffusers, only when a native pipeline loads
 
     index = json.loads((path / "model_index.json").read_text(encoding="utf-8"))
     kw = {"dtype": dtype}
@@ -362,7 +361,7 @@ def _load_native(path: Path, dtype: torch.dtype, allow_pickle: bool = False):
     kw.update(_native_weights_kwargs(path, index, {"safety_checker"}, allow_pickle))
     with quiet_transformers():
         if kw["use_safetensors"] is None:  # the fallback logs each missing .safetensors at error level
-            import diffusers
+            import diffusers  # heavy: diffusers (and torch), only when a model is built or loaded
 
             diffusers.utils.logging.set_verbosity(logging.CRITICAL)
         try:

@@ -116,7 +116,7 @@ def get_preset(name: str) -> ModelPreset:
 
 
 def hf_cache_dir() -> str:
-    from huggingface_hub import constants
+    from huggingface_hub import constants  # heavy: huggingface_hub, only when the Hub cache is read
 
     return str(constants.HF_HUB_CACHE)
 
@@ -138,7 +138,8 @@ def resolve_ref(ref: ComponentRef, role: str, preset: str, allow_download: bool 
         return p
     if ref.builtin:
         return builtin_model_path(ref.builtin)
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import snapshot_download  # heavy: huggingface_hub, only when the Hub cache is read
+    # heavy: huggingface_hub, only when the Hub cache is read
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     skip = None if allow_pickle else list(PICKLE_PATTERNS)

@@ -21,7 +21,9 @@ from neobabel.builtins import (  # noqa: F401
 
 def build_tiny_sdxl(path: str | Path, seed: int = 0) -> Path:
     """A complete SDXL-style pipeline folder: two CLIP text encoders, text_time UNet."""
+    # heavy: diffusers (and torch), only when a model is built or loaded
     from diffusers import StableDiffusionXLPipeline
+    # heavy: transformers (and torch), only when a model is built or loaded
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     path = Path(path)
@@ -38,7 +40,7 @@ def build_tiny_sdxl(path: str | Path, seed: int = 0) -> Path:
     te1 = CLIPTextModel(_clip_text_config(hidden_act="gelu", projection_dim=32)).eval()
     te2 = CLIPTextModelWithProjection(_clip_text_config(hidden_act="gelu", projection_dim=32)).eval()
     tok = build_clip_tokenizer(path / "_tok")
-    from diffusers import EulerDiscreteScheduler
+    from diffusers import EulerDiscreteScheduler  # heavy: diffusers (and torch), only when a model is built or loaded
 
     scheduler = EulerDiscreteScheduler(
         beta_start=0.00085, beta_end=0.012, steps_offset=1, beta_schedule="scaled_linear",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import torch
@@ -127,7 +127,7 @@ def _local_encoder_folder(source: str | Path, revision: str | None, local_files_
         return Path(source)
     if not local_files_only:
         return None
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import snapshot_download  # heavy: huggingface_hub, only when the Hub cache is read
 
     try:
         return Path(snapshot_download(str(source), revision=revision, local_files_only=True))
@@ -145,6 +145,7 @@ def _encoder_weights_kwargs(source, revision, local_files_only: bool, allow_pick
 
 def _load_encoder(source: str | Path, revision: str | None, local_files_only: bool, dtype=None,
                   allow_pickle: bool = False):
+    # heavy: transformers (and torch), only when a model is built or loaded
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     weights_kw = _encoder_weights_kwargs(source, revision, local_files_only, allow_pickle)
@@ -177,8 +178,6 @@ class MultilingualTower(nn.Module):
         """A new tower (random adapter) over a pretrained encoder folder or hub id."""
         model, tokenizer = _load_encoder(encoder, revision, local_files_only, allow_pickle=allow_pickle)
         if config.encoder == ENCODER_DIR:  # remember where the encoder came from (save_encoder=False)
-            from dataclasses import replace
-
             config = replace(config, encoder=str(encoder), encoder_revision=revision)
         return cls(model, tokenizer, config)
 
@@ -187,7 +186,7 @@ class MultilingualTower(nn.Module):
                         local_files_only: bool = True, allow_pickle: bool = False) -> MultilingualTower:
         """A saved tower. `allow_pickle` lets a pickled encoder load (neobabel.weights); the
         adapter is always adapter.safetensors."""
-        from safetensors.torch import load_file
+        from safetensors.torch import load_file  # heavy: safetensors.torch pulls in torch
 
         path = Path(path)
         cfg_file = path / CONFIG_NAME
@@ -215,7 +214,7 @@ class MultilingualTower(nn.Module):
         With save_encoder=False the config keeps pointing at the encoder's hub id, so an
         adapter for a large public encoder ships as a few MB.
         """
-        from safetensors.torch import save_file
+        from safetensors.torch import save_file  # heavy: safetensors.torch pulls in torch
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -275,7 +274,9 @@ def train_subword_tokenizer(corpus: list[str], vocab_size: int = 400, model_max_
     reloads exactly as trained (a model class such as XLMRobertaTokenizer would rebuild its
     own pre-tokenizer on reload).
     """
+    # heavy: tokenizers, only when a tokenizer is trained
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    # heavy: transformers (and torch), only when a model is built or loaded
     from transformers import PreTrainedTokenizerFast
 
     specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
@@ -302,7 +303,7 @@ def train_subword_tokenizer(corpus: list[str], vocab_size: int = 400, model_max_
 
 
 def _cjk_char_pattern():
-    from tokenizers import Regex
+    from tokenizers import Regex  # heavy: tokenizers, only when a tokenizer is trained
 
     # Han, Hiragana, Katakana: one character per pre-token.
     return Regex("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")

@@ -259,7 +259,7 @@ class PromptSet:
 
     def to_frame(self):
         """A polars DataFrame: id, set, subject, lang, formulation, text (one row a prompt)."""
-        import polars as pl
+        import polars as pl  # heavy: polars, only when a frame is built
 
         cols = ("id", "set", "subject", "lang", "formulation", "text")
         return pl.DataFrame(
@@ -273,7 +273,7 @@ class PromptSet:
 
 def artifacts_frame(artifacts: Iterable[Artifact]):
     """Artifacts as a polars DataFrame: prompt_id, kind, detail, severity."""
-    import polars as pl
+    import polars as pl  # heavy: polars, only when a frame is built
 
     cols = ("prompt_id", "kind", "detail", "severity")
     rows = list(artifacts)

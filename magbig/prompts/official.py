@@ -224,7 +224,7 @@ def load_hub(
         raise InputError(f"dataset {dataset!r} has no pinned revision in this version of magbig; pass "
                          f"--source hf:{dataset}@COMMIT (a 40-hex commit) or a local folder: --source PATH")
     try:
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import snapshot_download  # heavy: huggingface_hub, only when the Hub cache is read
     except ImportError:  # pragma: no cover - huggingface_hub ships with transformers
         raise InputError(f"huggingface_hub is not installed, so {dataset!r} cannot be loaded; {fix}") from None
     kwargs = dict(repo_id=dataset, repo_type="dataset", revision=rev, cache_dir=cache_dir)

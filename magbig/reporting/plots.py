@@ -83,7 +83,7 @@ def _model_figures(report: Report, model: str, multi_model: bool) -> list[dict]:
 @contextmanager
 def _plot_style():
     """rc settings for report plots: no mathtext, no TeX, a font fallback chain."""
-    from matplotlib import font_manager
+    from matplotlib import font_manager  # heavy: matplotlib, only when a plot is drawn
 
     available = {f.name for f in font_manager.fontManager.ttflist}
     fallback = [f for f in ("Noto Sans CJK JP", "Noto Sans", "Noto Sans Devanagari",

@@ -27,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from neobabel.errors import InputError
+from neobabel.world.spec import OCCUPATIONS
 from neobabel.formulations import FORMULATIONS
 from neobabel.languages import LANGUAGES
 from neobabel.configfile import shipped_configs
@@ -122,8 +123,6 @@ def build_table(captions: Captions | None = None) -> BiasTable:
     `captions` defaults to the shipped table's; pass others to caption the world anew (e.g.
     from magbig's built-in set, as tests/test_world_bias_table.py does).
     """
-    from neobabel.world.spec import OCCUPATIONS
-
     captions = shipped_captions() if captions is None else captions
     # A caption can only carry one share: where two formulations of a language are the same
     # text, the first formulation in FORMULATION_ORDER (direct before feminine) sets it.

@@ -19,12 +19,14 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from PIL import Image
 
 from neobabel.languages import LANGUAGE_CODES
 from neobabel.runs import (
     RunDir, WorkUnit, atomic_write_json, atomic_write_parquet, generate_into_run, resolve_in_run,
 )
 from neobabel.world import detect
+from neobabel.world.bias import load_table
 from neobabel.world.data import scene_caption
 from neobabel.world.spec import TASKS, ObjectScene, sample_object_scene
 
@@ -51,8 +53,6 @@ def object_suite(per_task: int, langs: list[str], seed: int = 1234) -> list[Eval
 
 
 def portrait_suite(langs: list[str], bias=None) -> list[EvalPrompt]:
-    from neobabel.world.bias import load_table
-
     bias = bias or load_table()
     return [EvalPrompt(f"{c.occupation}/{c.lang}/{c.formulation}", "portrait", "portrait", c.lang, c.prompt,
                        {"occupation": c.occupation, "formulation": c.formulation, "p_feminine": c.p_feminine})
@@ -82,8 +82,6 @@ def evaluate(pipeline, out: str | Path, *, n: int = 4, per_task: int = 10, langs
              portraits: bool = True, portrait_n: int | None = None, batch_size: int = 8,
              seed: int = 0, progress: bool = True) -> dict:
     """Generate the suite into `out`, score every image, write scores.parquet + summary.json."""
-    from PIL import Image
-
     langs = langs or list(LANGUAGE_CODES)
     prompts = object_suite(per_task, langs)
     if portraits:
