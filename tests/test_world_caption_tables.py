@@ -81,7 +81,7 @@ CORRUPTIONS = [
     ("nl", "  3: drie\n", "  3: 3\n",
      "captions/nl.yaml: numbers.3 must be a non-empty string, found 3"),
     ("ar", "numbers:\n", "numbers: [\n",
-     "captions/ar.yaml: line"),
+     "captions/ar.yaml is not valid YAML at line"),
     ("hi", "\nrelations:\n", "\n_relations:\n",
      "captions/hi.yaml: the file has unknown key '_relations'"),
     ("hi", "  below: के नीचे\n", "",
