@@ -90,7 +90,7 @@ CORRUPTIONS = [
 
 
 @pytest.mark.parametrize("code, old, new, expected", CORRUPTIONS,
-                         ids=[c[3].split(": ")[1][:40] for c in CORRUPTIONS])
+                         ids=[c[3].split(": ")[-1].split(" is ")[-1][:40] for c in CORRUPTIONS])
 def test_a_corrupted_copy_fails_with_one_line_naming_file_and_entry(copy, code, old, new, expected):
     _edit(copy, code, old, new)
     assert expected in _load_error(copy)
