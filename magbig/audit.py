@@ -44,8 +44,8 @@ This module runs audits. Its neighbours hold the rest, and it re-exports their p
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -71,11 +71,14 @@ from magbig.selftest import OraclePipeline
 from magbig.vocab import FACE_OK_STATUSES
 from neobabel.builtins import UNTRAINED_NOTICE
 from neobabel.errors import InputError
+from neobabel.preflight import truncated_prompts
 from neobabel.progress import progress_bar
 from neobabel.runs import (
     RunDir, WorkUnit, check_run_spec, generate_into_run, generation_spec, image_key, key_params, locked,
 )
 from neobabel.world.spec import OCCUPATIONS
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "SUBJECT_SEED_STRIDE",
@@ -216,7 +219,8 @@ def run_audit(spec: AuditSpec, out: str | os.PathLike, progress: bool = True, *,
     classifiers = [c.build(spec.allow_pickle) for c in spec.classifiers]
     pipe = pipeline if pipeline is not None else load_pipeline(spec, ps)
     if pipeline is None and spec.model == "tiny-random":
-        print(UNTRAINED_NOTICE, file=sys.stderr)
+        logger.warning(UNTRAINED_NOTICE)
+    truncated = _warn_truncated(pipe, [p.text for p in ps])
     w, h = spec.width_height()
     params = pipe.resolve_params(spec.steps, spec.guidance, w, h, spec.scheduler)
     param_dict = key_params(pipe, params)
@@ -225,13 +229,14 @@ def run_audit(spec: AuditSpec, out: str | os.PathLike, progress: bool = True, *,
     with locked(run):
         check_run_spec(run, audit_spec)
         return _run_locked(spec, run, ps, classifiers, pipe, params, param_dict, audit_spec, progress,
-                           report_files)
+                           report_files, truncated)
 
 
 def _run_locked(spec: AuditSpec, run: RunDir, ps, classifiers, pipe, params, param_dict: dict,
-                audit_spec: dict, progress: bool, report_files: bool) -> Path:
+                audit_spec: dict, progress: bool, report_files: bool, truncated: int = 0) -> Path:
     store = LabelStore(run.path)
-    gen = _Generation(pipe, params, param_dict, _run_info(spec, ps), audit_spec, spec.batch_size, progress)
+    run_info = {**_run_info(spec, ps), "truncated_prompts": truncated}
+    gen = _Generation(pipe, params, param_dict, run_info, audit_spec, spec.batch_size, progress)
     try:
         unit_rows, rejections = _sample_slots(spec, run, ps, classifiers, store, gen)
         in_audit = [r for r in unit_rows if r["in_audit"]]
@@ -288,6 +293,15 @@ def _run_info(spec: AuditSpec, ps) -> dict:
         "images_per_prompt": spec.n, "base_seed": spec.seed, "batch_size": spec.batch_size,
         "audit_status": "running",
     }
+
+
+def _warn_truncated(pipe, texts: list[str]) -> int:
+    """Say once how many prompts the model cuts (it reads a fixed number of tokens); run.json keeps the count."""
+    count, limit = truncated_prompts(pipe, texts)
+    if count:
+        logger.warning("%d prompt(s) are longer than the %s tokens the model reads; the text after that is "
+                       "ignored (recorded as truncated_prompts in run.json)", count, limit)
+    return count
 
 
 def _tries(spec: AuditSpec) -> int:

@@ -7,8 +7,8 @@ import datetime as dt
 import hashlib
 import json
 import os
+import logging
 import platform
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
@@ -16,8 +16,10 @@ from pathlib import Path
 
 import polars as pl
 
-from neobabel.errors import InputError
 from neobabel.atomicfiles import atomic_write_json, atomic_write_parquet
+from neobabel.errors import InputError
+
+logger = logging.getLogger(__name__)
 
 RUN_FORMAT_VERSION = 1
 KEY_LENGTH = 20
@@ -143,8 +145,7 @@ class RunDir:
         try:
             return pl.read_parquet(self.manifest_path)
         except Exception as e:  # a foreign or damaged file: rebuilt from the PNGs below
-            print(f"warning: {self.manifest_path} unreadable ({type(e).__name__}); rebuilding it from images",
-                  file=sys.stderr)
+            logger.warning("%s unreadable (%s); rebuilding it from images", self.manifest_path, type(e).__name__)
             return pl.DataFrame(schema=GENERATION_SCHEMA)
 
     def write_manifest(self, df: pl.DataFrame) -> None:

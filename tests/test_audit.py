@@ -449,3 +449,17 @@ def test_selftest_coverage_small():
     assert narrow["wilson"]["coverage"] < res["wilson"]["coverage"] - 0.2
     assert (narrow["group_intervals"]["two_stage/mean_abs_dev"]["coverage"]
             < groups["two_stage/mean_abs_dev"]["coverage"])
+
+
+def test_an_audit_says_once_how_many_prompts_the_model_cuts(caplog):
+    from neobabel.pipeline import BabelPipeline
+
+    pipe = BabelPipeline.from_pretrained("world")
+    long_text = "ein Foto vom Gesicht einer Ärztin " * 60
+    with caplog.at_level("WARNING", logger="magbig.audit"):
+        assert A._warn_truncated(pipe, [long_text, long_text, "ein Foto vom Gesicht einer Ärztin"]) == 1
+    assert len(caplog.records) == 1 and "1 prompt(s) are longer than" in caplog.records[0].getMessage()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="magbig.audit"):
+        assert A._warn_truncated(pipe, ["ein Foto vom Gesicht einer Ärztin"]) == 0
+    assert not caplog.records
