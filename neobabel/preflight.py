@@ -15,6 +15,7 @@ import math
 import os
 from pathlib import Path
 
+from neobabel._logging import muted_transformers
 from neobabel.errors import InputError
 from neobabel.modelfolder import SCHEDULERS
 
@@ -165,7 +166,9 @@ def token_limit_and_counter(pipeline):
             return None
 
     def count(texts: list[str]) -> list[int]:
-        ids = tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
+        # muted: transformers warns about each over-long text; we say it once, with the count
+        with muted_transformers():
+            ids = tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
         return [len(x) for x in ids]
 
     return limit, count
