@@ -14,7 +14,9 @@ writes, in ``<output>/<job>/<date>/``:
 Rerunning a date resumes: an audit already complete is not touched, and a summary file is
 rewritten only when its bytes change (none holds a timestamp). The job folder's run lock
 (:func:`neobabel.runs.locked`) refuses a second concurrent run; the kernel drops the lock of
-a dead process, so a stale lock is taken over.
+a dead process, so a stale lock is taken over. A date's run that fires an alert runs the job's
+``on_alert`` command (with the alerts.json path appended) each time, reruns included; a failing
+``on_alert`` is logged and does not change the exit code (3).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import math
 import os
 import re
 import subprocess
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -248,15 +251,16 @@ def run_job(job: JobSpec, date: str, *, progress: bool = False) -> dict:
     Returns {"date_dir", "alerts", "written"}; raises InputError when another run holds the job."""
     job_dir = job.job_dir()
     job_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        with locked(RunDir(job_dir)):
-            return _run_locked(job, date, job_dir, progress)
-    except RunDirInUse:
-        owner = lock_owner(job_dir)
-        who = f"pid {owner['pid']} on {owner.get('host', '?')} (started {owner.get('started', '?')})" \
-            if isinstance(owner.get("pid"), int) else "another process"
-        raise RunDirInUse(f"job {job.name} is already running in {job_dir} ({who}); this run was not "
-                          "started, try again when it has finished") from None
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(locked(RunDir(job_dir)))
+        except RunDirInUse:  # only the job's own lock: an audit folder in use says so itself
+            owner = lock_owner(job_dir)
+            who = f"pid {owner['pid']} on {owner.get('host', '?')} (started {owner.get('started', '?')})" \
+                if isinstance(owner.get("pid"), int) else "another process"
+            raise RunDirInUse(f"job {job.name} is already running in {job_dir} ({who}); this run was not "
+                              "started, try again when it has finished") from None
+        return _run_locked(job, date, job_dir, progress)
 
 
 def _run_locked(job: JobSpec, date: str, job_dir: Path, progress: bool) -> dict:
