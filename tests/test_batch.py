@@ -280,3 +280,16 @@ def test_scheduler_examples_run_a_real_command_on_a_real_job(kind):
     assert sub.args == [] and sub.params["job"] is not None
     assert (REPO_ROOT / sub.params["job"]).is_file()
     load_job(REPO_ROOT / sub.params["job"])
+
+
+def test_shipped_job_runs_on_the_embedded_world_model(tmp_path, main, monkeypatch):
+    """The shipped job end to end, as a scheduler runs it (output relative to the working directory)."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = main("batch", "run", "world-weekly", "--date", DAYS[0])
+    assert code == 0, err
+    day = tmp_path / "runs" / "jobs" / "world-weekly" / DAYS[0]
+    summary = json.loads((day / "summary.json").read_text(encoding="utf-8"))
+    world = summary["models"]["world"]
+    assert world["n_images"] == 3 * 2 * 2 * 4 and world["classifier"] == "world"
+    assert len(world["groups"]) == 4
+    assert pl.read_parquet(day / "trend.parquet").height == 4
