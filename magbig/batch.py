@@ -279,7 +279,8 @@ def _run_locked(job: JobSpec, date: str, job_dir: Path, progress: bool) -> dict:
     prev = previous[-1] if previous else None
     changes = {name: _change(job, job_dir, prev, date, name) for name in models}
     alerts = _alerts(job, models, changes, date, prev)
-    summary = {"job": job.name, "date": date, "previous_date": prev, "audit": job.audit.model_dump(mode="json"),
+    summary = {"job": job.name, "date": date, "previous_date": prev,
+               "audit": job.audit.model_dump(mode="json", exclude={"model", "name"}),
                "models": models}
     written = []
     if _write_if_changed(date_dir / "summary.json", _json_bytes(summary)):
