@@ -7,6 +7,7 @@
     magbig compare RUN_A RUN_B
     magbig stats LABELS.csv
     magbig selftest [--cells 1000 -n 50]
+    magbig batch run|history JOB.yaml   (scheduled jobs: magbig/batchcli.py)
 
 Same exit-code contract as `neobabel` (2 bad input, 1 runtime failure, 130 interrupted).
 """
@@ -23,6 +24,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from magbig.batchcli import batch_app
 from magbig.prompts import artifacts_frame, load_prompts
 from magbig.prompts import validate as validate_set
 from neobabel import preflight
@@ -34,6 +36,7 @@ from neobabel.progress import progress_callback
 
 app = new_app("MAGBIG-style gender-bias audits of text-to-image models.")
 add_top_level_options(app, "magbig")
+app.add_typer(batch_app, name="batch")  # magbig batch run|history (magbig/batchcli.py)
 
 
 def _table_console() -> Console:
