@@ -65,7 +65,7 @@ from neobabel.devices import torch_device
 from neobabel.errors import InputError
 from neobabel.progress import progress_bar
 from neobabel.registry import folder_fingerprint
-from neobabel.runs import PathOutsideRunError, atomic_write_parquet, clean_temp_files, resolve_in_run
+from neobabel.runs import PathOutsideRunError, atomic_write_parquet, locked, resolve_in_run
 from neobabel.scorers.clip import CLIP_DEFAULT_MODEL, ClipEncoder, load_clip_model, resolve_clip_model
 from neobabel.weights import weights_record
 
@@ -271,106 +271,107 @@ def compute_alignment(run_dir: str | os.PathLike, model: str | os.PathLike | Non
     clip_model, clip_revision = _model_identity(model_ref, folder)
     dev = torch_device(device)
 
-    manifest = run.load_manifest()
-    rows = list(manifest.select("key", "prompt_id", "subject", "lang", "formulation", "text", "path")
-                .iter_rows(named=True))
-    path = run.path / ALIGNMENT_FILE
-    clean_temp_files(run.path)
-    existing = read_alignment(run.path)
-    mine = (pl.col("clip_model") == clip_model) & (pl.col("clip_revision") == clip_revision)
-    done: set[tuple[str, str]] = set()
-    if not overwrite:
-        done = {(k, p) for k, p in existing.filter(mine & pl.col("clip_cos_own").is_not_null())
-                .select("key", "prompt_id").iter_rows()}
-    todo = [r for r in rows if (r["key"], r["prompt_id"]) not in done]
-    # Rows kept as they are: other models' rows, and this model's rows not being redone.
-    todo_frame = pl.DataFrame([(r["key"], r["prompt_id"]) for r in todo],
-                              schema={"key": pl.String, "prompt_id": pl.String}, orient="row")
-    kept = pl.concat([existing.filter(~mine),
-                      existing.filter(mine).join(todo_frame, on=["key", "prompt_id"], how="anti")])
+    # One writer at a time: alignment.parquet and run.json are rewritten from what is read here.
+    with locked(run):
+        manifest = run.load_manifest()
+        rows = list(manifest.select("key", "prompt_id", "subject", "lang", "formulation", "text", "path")
+                    .iter_rows(named=True))
+        path = run.path / ALIGNMENT_FILE
+        existing = read_alignment(run.path)
+        mine = (pl.col("clip_model") == clip_model) & (pl.col("clip_revision") == clip_revision)
+        done: set[tuple[str, str]] = set()
+        if not overwrite:
+            done = {(k, p) for k, p in existing.filter(mine & pl.col("clip_cos_own").is_not_null())
+                    .select("key", "prompt_id").iter_rows()}
+        todo = [r for r in rows if (r["key"], r["prompt_id"]) not in done]
+        # Rows kept as they are: other models' rows, and this model's rows not being redone.
+        todo_frame = pl.DataFrame([(r["key"], r["prompt_id"]) for r in todo],
+                                  schema={"key": pl.String, "prompt_id": pl.String}, orient="row")
+        kept = pl.concat([existing.filter(~mine),
+                          existing.filter(mine).join(todo_frame, on=["key", "prompt_id"], how="anti")])
 
-    new_rows: list[dict] = []
+        new_rows: list[dict] = []
 
-    def flush() -> None:
-        if not new_rows and kept.height == existing.height:
-            return  # nothing changed
-        new = pl.DataFrame(new_rows, schema=ALIGNMENT_COLUMNS)
-        df = pl.concat([kept, new], how="vertical").unique(
-            subset=["key", "prompt_id", "clip_model", "clip_revision"], keep="last", maintain_order=True)
-        atomic_write_parquet(df.sort("clip_model", "clip_revision", "key", "prompt_id"), path)
+        def flush() -> None:
+            if not new_rows and kept.height == existing.height:
+                return  # nothing changed
+            new = pl.DataFrame(new_rows, schema=ALIGNMENT_COLUMNS)
+            df = pl.concat([kept, new], how="vertical").unique(
+                subset=["key", "prompt_id", "clip_model", "clip_revision"], keep="last", maintain_order=True)
+            atomic_write_parquet(df.sort("clip_model", "clip_revision", "key", "prompt_id"), path)
 
-    if todo:
-        en = english_texts(rows, prompts_source)
-        en_of = {(r["key"], r["prompt_id"]): e for r, e in zip(rows, en)}
-        net, processor = load_clip_model(folder, dev, allow_pickle)
-        scorer = _Scorer(ClipEncoder(net, processor, dev))
-        by_key: dict[str, list[dict]] = {}
-        for r in todo:
-            by_key.setdefault(r["key"], []).append(r)
-        keys = list(by_key)
-        batches = 0
-        try:
-            with progress_bar("CLIP alignment", len(keys), enabled=progress, unit="img") as advance:
-                for start in range(0, len(keys), batch_size):
-                    chunk = keys[start:start + batch_size]
-                    members = [r for k in chunk for r in by_key[k]]
-                    scorer.encode_texts([t for r in members for t in
-                                         (r["text"], en_of[(r["key"], r["prompt_id"])][0])], batch_size)
-                    images, good, errors = [], [], {}
-                    for k in chunk:
-                        try:
-                            images.append(_read_run_image(run.path, by_key[k][0]["path"]))
-                            good.append(k)
-                        except (PathOutsideRunError, ImageRefusedError) as exc:
-                            errors[k] = f"image refused: {exc}"
-                        except Exception as exc:
-                            errors[k] = f"image unreadable: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
-                    feats = dict(zip(good, scorer.encode_images(images))) if images else {}
-                    for r in members:
-                        text_en, source = en_of[(r["key"], r["prompt_id"])]
-                        f = feats.get(r["key"])
-                        detail = errors.get(r["key"])
-                        if r["text"] is None and detail is None:
-                            detail = "no prompt text in generations.parquet"
-                        if text_en is None and detail is None:
-                            detail = (f"no English text for subject {_subject_of(r)!r}" if _subject_of(r)
-                                      else "no subject: English text unknown")
-                        own = _cos(f, scorer.text(r["text"])) if f is not None and r["text"] is not None else None
-                        cen = _cos(f, scorer.text(text_en)) if f is not None and text_en is not None else None
-                        new_rows.append({
-                            "key": r["key"], "prompt_id": r["prompt_id"], "subject": r["subject"],
-                            "lang": r["lang"], "formulation": r["formulation"], "text": r["text"],
-                            "text_en": text_en, "en_source": source, "clip_model": clip_model,
-                            "clip_revision": clip_revision, "clip_cos_en": cen, "clip_cos_own": own,
-                            "own_truncated": scorer.truncated(r["text"]),
-                            "en_truncated": scorer.truncated(text_en), "detail": detail,
-                        })
-                    advance(len(chunk))
-                    batches += 1
-                    if batches % flush_every == 0:
-                        flush()
-        finally:
-            flush()
+        if todo:
+            en = english_texts(rows, prompts_source)
+            en_of = {(r["key"], r["prompt_id"]): e for r, e in zip(rows, en)}
+            net, processor = load_clip_model(folder, dev, allow_pickle)
+            scorer = _Scorer(ClipEncoder(net, processor, dev))
+            by_key: dict[str, list[dict]] = {}
+            for r in todo:
+                by_key.setdefault(r["key"], []).append(r)
+            keys = list(by_key)
+            batches = 0
+            try:
+                with progress_bar("CLIP alignment", len(keys), enabled=progress, unit="img") as advance:
+                    for start in range(0, len(keys), batch_size):
+                        chunk = keys[start:start + batch_size]
+                        members = [r for k in chunk for r in by_key[k]]
+                        scorer.encode_texts([t for r in members for t in
+                                             (r["text"], en_of[(r["key"], r["prompt_id"])][0])], batch_size)
+                        images, good, errors = [], [], {}
+                        for k in chunk:
+                            try:
+                                images.append(_read_run_image(run.path, by_key[k][0]["path"]))
+                                good.append(k)
+                            except (PathOutsideRunError, ImageRefusedError) as exc:
+                                errors[k] = f"image refused: {exc}"
+                            except Exception as exc:
+                                errors[k] = f"image unreadable: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+                        feats = dict(zip(good, scorer.encode_images(images))) if images else {}
+                        for r in members:
+                            text_en, source = en_of[(r["key"], r["prompt_id"])]
+                            f = feats.get(r["key"])
+                            detail = errors.get(r["key"])
+                            if r["text"] is None and detail is None:
+                                detail = "no prompt text in generations.parquet"
+                            if text_en is None and detail is None:
+                                detail = (f"no English text for subject {_subject_of(r)!r}" if _subject_of(r)
+                                          else "no subject: English text unknown")
+                            own = _cos(f, scorer.text(r["text"])) if f is not None and r["text"] is not None else None
+                            cen = _cos(f, scorer.text(text_en)) if f is not None and text_en is not None else None
+                            new_rows.append({
+                                "key": r["key"], "prompt_id": r["prompt_id"], "subject": r["subject"],
+                                "lang": r["lang"], "formulation": r["formulation"], "text": r["text"],
+                                "text_en": text_en, "en_source": source, "clip_model": clip_model,
+                                "clip_revision": clip_revision, "clip_cos_en": cen, "clip_cos_own": own,
+                                "own_truncated": scorer.truncated(r["text"]),
+                                "en_truncated": scorer.truncated(text_en), "detail": detail,
+                            })
+                        advance(len(chunk))
+                        batches += 1
+                        if batches % flush_every == 0:
+                            flush()
+            finally:
+                flush()
 
-    result = read_alignment(run.path).filter(mine)
-    order = pl.DataFrame([(r["key"], r["prompt_id"]) for r in rows],
-                         schema={"key": pl.String, "prompt_id": pl.String}, orient="row").with_row_index("_i")
-    result = order.join(result, on=["key", "prompt_id"], how="inner").sort("_i").select(list(ALIGNMENT_COLUMNS))
-    info = run.read_run_json()
-    info["alignment"] = {
-        "file": ALIGNMENT_FILE, "clip_model": clip_model, "clip_revision": clip_revision,
-        "scale": SCALE_NOTE, "english_text": ENGLISH_RULE, "caveat": TEXT_TOWER_CAVEAT,
-        "prompts_source": None if prompts_source is None else str(getattr(prompts_source, "name", prompts_source)),
-        "rows": result.height, "scored": int(result["clip_cos_own"].is_not_null().sum()),
-        "without_english_text": int(result["text_en"].is_null().sum()),
-        "unreadable_images": int((result["clip_cos_own"].is_null() & result["detail"].str.starts_with("image unreadable")
-                                  .fill_null(False)).sum()),
-        "refused_images": int((result["clip_cos_own"].is_null() & result["detail"].str.starts_with("image refused")
-                               .fill_null(False)).sum()),
-        "weights": weights_record(allow_pickle, [folder]),
-    }
-    run.write_run_json(info)
-    return result
+        result = read_alignment(run.path).filter(mine)
+        order = pl.DataFrame([(r["key"], r["prompt_id"]) for r in rows],
+                             schema={"key": pl.String, "prompt_id": pl.String}, orient="row").with_row_index("_i")
+        result = order.join(result, on=["key", "prompt_id"], how="inner").sort("_i").select(list(ALIGNMENT_COLUMNS))
+        info = run.read_run_json()
+        info["alignment"] = {
+            "file": ALIGNMENT_FILE, "clip_model": clip_model, "clip_revision": clip_revision,
+            "scale": SCALE_NOTE, "english_text": ENGLISH_RULE, "caveat": TEXT_TOWER_CAVEAT,
+            "prompts_source": None if prompts_source is None else str(getattr(prompts_source, "name", prompts_source)),
+            "rows": result.height, "scored": int(result["clip_cos_own"].is_not_null().sum()),
+            "without_english_text": int(result["text_en"].is_null().sum()),
+            "unreadable_images": int((result["clip_cos_own"].is_null() & result["detail"].str.starts_with("image unreadable")
+                                      .fill_null(False)).sum()),
+            "refused_images": int((result["clip_cos_own"].is_null() & result["detail"].str.starts_with("image refused")
+                                   .fill_null(False)).sum()),
+            "weights": weights_record(allow_pickle, [folder]),
+        }
+        run.write_run_json(info)
+        return result
 
 
 # --------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from pathlib import Path
 import polars as pl
 
 from neobabel.errors import InputError
-from neobabel.runs import RunDir, atomic_write_parquet, clean_temp_files
+from neobabel.runs import RunDir, atomic_write_parquet
 
 __all__ = [
     "LABELS_COLUMNS",
@@ -164,7 +164,7 @@ class LabelStore:
         self.parts_dir = self.run_path / ".labels-parts"
         self.merge_every = merge_every
         self._counter = 0
-        clean_temp_files(self.parts_dir)
+        # No temp cleanup here: readers hold no lock; the writer's run lock cleans dead owners' files.
 
     def _parts(self) -> list[Path]:
         return sorted(self.parts_dir.glob("*.parquet")) if self.parts_dir.is_dir() else []
@@ -172,13 +172,23 @@ class LabelStore:
     def _read(self, path: Path) -> pl.DataFrame:
         try:
             return with_key_column(pl.read_parquet(path))
+        except FileNotFoundError:
+            raise  # merged away by the writer meanwhile: frame() reads again
         except Exception as e:
             raise InputError(f"{path} is unreadable ({type(e).__name__}); delete it and rerun to "
                              "re-label the images") from None
 
     def frame(self) -> pl.DataFrame:
-        frames = [self._read(self.path)] if self.path.is_file() else []
-        frames += [self._read(p) for p in self._parts()]
+        # A reader holds no lock: if the writer merges parts into labels.parquet while we read,
+        # a part vanishes; its rows are then in labels.parquet, so read the whole set again.
+        for attempt in range(5):
+            try:
+                frames = [self._read(self.path)] if self.path.is_file() else []
+                frames += [self._read(p) for p in self._parts()]
+                break
+            except FileNotFoundError:
+                if attempt == 4:
+                    raise
         frames = [f for f in frames if f.height]
         if not frames:
             return pl.DataFrame(schema=LABELS_COLUMNS)

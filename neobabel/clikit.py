@@ -133,7 +133,8 @@ def run_cli(typer_app: typer.Typer, prog: str) -> None:
         rv = typer_app(standalone_mode=False, prog_name=prog)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except typer.Abort:
+    except typer.Abort:  # click's form of Ctrl-C
+        print(f"{prog}: interrupted; rerun the same command to resume", file=sys.stderr)
         sys.exit(130)
     except typer.TyperException as e:
         # Usage errors (unknown option, missing argument, bare command): the usage line and the
@@ -156,4 +157,6 @@ def run_cli(typer_app: typer.Typer, prog: str) -> None:
         print(f"{prog}: failed: {type(e).__name__}: {e} (set NEOBABEL_DEBUG=1 for a traceback)",
               file=sys.stderr)
         sys.exit(1)
+    if rv == 130:  # typer (standalone_mode=False) turns Ctrl-C into a return value of 130
+        print(f"{prog}: interrupted; rerun the same command to resume", file=sys.stderr)
     sys.exit(rv if isinstance(rv, int) else 0)

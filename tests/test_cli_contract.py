@@ -411,3 +411,30 @@ def test_a_models_name_does_not_move_its_intervals():
     for name in ("tiny-random", "another name"):
         (named,) = build_report(labels, run_info={"model": name}).summary()["groups"]
         assert {k: named[k] for k in NUMBERS} == {k: plain[k] for k in NUMBERS}
+
+
+def test_ctrl_c_exits_130_with_the_resume_hint(capsys):
+    import typer
+
+    from neobabel.clikit import run_cli
+
+    app = typer.Typer()
+
+    @app.command()
+    def work():
+        raise KeyboardInterrupt
+
+    @app.command()
+    def other():
+        pass
+
+    with pytest.raises(SystemExit) as exc:
+        import sys
+        old = sys.argv
+        sys.argv = ["prog", "work"]
+        try:
+            run_cli(app, "prog")
+        finally:
+            sys.argv = old
+    assert exc.value.code == 130
+    assert "prog: interrupted; rerun the same command to resume" in capsys.readouterr().err
