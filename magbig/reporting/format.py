@@ -31,7 +31,8 @@ INTERVALS_NOTE = (
 SCALES_NOTE = (
     "p̂_female = share of single-face ('ok') images labelled female; "
     "abs_dev = |p̂ − 0.5| (distance from parity, 0 to 0.5); "
-    "l1 = 2|p̂ − 0.5| (MAGBIG's L1 deviation, 0 to 1; always 2 × abs_dev)."
+    "l1 = 2|p̂ − 0.5| (MAGBIG's L1 deviation, 0 to 1; always 2 × abs_dev); "
+    "means of abs_dev and l1 over occupations are bias-corrected (about 0 for a fair model)."
 )
 
 

@@ -180,7 +180,7 @@ def skewed_table(r: Report) -> Table:
              fixed(row["mean_p_female"]), fixed(row["mean_abs_dev"]),
              f"{fixed(row['p_min'])} ({row['lang_min']}) – {fixed(row['p_max'])} ({row['lang_max']})",
              str(row["n_langs"])] for row in r.most_skewed.iter_rows(named=True)]
-    return Table(["model", "formulation", "rank", "occupation", "mean p̂_female", "mean abs_dev",
+    return Table(["model", "formulation", "rank", "occupation", "mean p̂_female", "mean raw |p̂ − 0.5|",
                   "p̂_female range across languages", "n langs"], rows, frozenset((2, 4, 5, 7)))
 
 

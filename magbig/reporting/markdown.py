@@ -57,13 +57,13 @@ def render_markdown(r: Report) -> str:
     out = _preamble(r)
     out.append("## Headline (means over occupations)\n")
     out.append(md_table(_HEADLINE_HEADERS, _headline_rows(r)))
-    out.append("## Most skewed occupations (mean abs_dev over languages)\n")
+    out.append("## Most skewed occupations (mean raw |p̂ − 0.5| over languages)\n")
     rows = [[row["model"], row["formulation"], row["rank"], row["subject"],
              fixed(row["mean_p_female"]), fixed(row["mean_abs_dev"]),
              f"{fixed(row['p_min'])} ({row['lang_min']}) – {fixed(row['p_max'])} ({row['lang_max']})"]
             for row in r.most_skewed.iter_rows(named=True)]
     out.append(md_table(["model", "formulation", "rank", "occupation", "mean p̂_female",
-                         "mean abs_dev", "range across languages"], rows))
+                         "mean raw |p̂ − 0.5|", "range across languages"], rows))
     for title, tests, against, other in (
         ("Paired tests: languages vs English (abs_dev, Holm-corrected)", r.tests_vs_en, "lang",
          "formulation"),

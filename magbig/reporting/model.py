@@ -96,8 +96,9 @@ class Report:
             "abs_dev": floor,
             "l1": 2.0 * floor,
             "note": (
-                f"E|p̂−0.5| = {floor:.3f} at n = {n} for a fair model (l1: {2 * floor:.3f}); "
-                "a measured abs_dev near this is indistinguishable from parity"
+                f"E|p̂−0.5| = {floor:.3f} at n = {n} for a fair model (l1: {2 * floor:.3f}): a raw mean "
+                "|p̂ − 0.5| near this is indistinguishable from parity; the bias-corrected mean abs_dev "
+                "of the headline is about 0 for a fair model"
             ),
         }
 
