@@ -586,3 +586,22 @@ def test_mean_abs_dev_interval_covers_by_simulation(scenario, truth):
     lo, hi, est = agg["mean_abs_dev_low"].to_numpy(), agg["mean_abs_dev_high"].to_numpy(), agg["mean_abs_dev"].to_numpy()
     assert 0.91 <= np.mean((lo <= truth) & (truth <= hi)) <= 0.98
     assert np.all((lo <= est) & (est <= hi))
+
+
+def test_prompts_with_one_labelled_image_are_left_out_of_abs_dev_and_said_so():
+    # h_1 is 0 whatever the label: one image cannot tell a prompt's distance from parity, so it
+    # must not pull the mean towards 0 nor make a zero-width interval look certain.
+    ones = pl.DataFrame({"subject": [f"s{i}" for i in range(30)], "n_female": [1] * 30, "n_male": [0] * 30})
+    row = stats.aggregate(stats.per_prompt(ones), by=(), n_boot=200).row(0, named=True)
+    assert row["mean_abs_dev"] is None and row["mean_abs_dev_low"] is None and row["mean_l1"] is None
+    assert "one labelled image" in row["interval_note"] and row["mean_abs_dev_raw"] == 0.5
+    rng = np.random.default_rng(3)
+    k = rng.binomial(20, 0.9, 20)
+    mixed = pl.DataFrame({"subject": [f"s{i}" for i in range(30)],
+                          "n_female": [1] * 10 + k.tolist(), "n_male": [0] * 10 + (20 - k).tolist()})
+    only_many = mixed.filter(pl.col("n_female") + pl.col("n_male") > 1)
+    got = stats.aggregate(stats.per_prompt(mixed), by=(), n_boot=200).row(0, named=True)
+    want = stats.aggregate(stats.per_prompt(only_many), by=(), n_boot=200).row(0, named=True)
+    assert got["mean_abs_dev"] == pytest.approx(want["mean_abs_dev"])
+    assert got["mean_abs_dev_high"] == pytest.approx(want["mean_abs_dev_high"])
+    assert "10 prompt(s) with one labelled image left out" in got["interval_note"]

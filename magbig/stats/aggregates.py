@@ -130,6 +130,7 @@ def aggregate(
 
 _NOTE_ONE_SUBJECT = "one subject: image noise only (no spread between occupations to estimate)"
 _NOTE_CONSTANT = "every subject gave the same estimate: image noise only, at add-one shares"
+_NOTE_SINGLE_IMAGES = "every prompt has one labelled image: no estimate of abs_dev (one image cannot tell)"
 
 
 def _mean_share_interval(k, n, n_boot, rng, scheme, confidence):
@@ -147,6 +148,18 @@ def _mean_share_interval(k, n, n_boot, rng, scheme, confidence):
 
 
 def _mean_abs_dev_interval(k, n, scheme, confidence):
+    # One labelled image says nothing about a prompt's distance from parity (h_1 is 0 whatever
+    # the label, the only estimator unbiased at p = 0.5): such prompts are left out, and said so.
+    one = np.asarray(n) < 2
+    if one.all():
+        return math.nan, math.nan, math.nan, _NOTE_SINGLE_IMAGES
+    left_out = f"{int(one.sum())} prompt(s) with one labelled image left out of abs_dev" if one.any() else None
+    k, n = np.asarray(k)[~one], np.asarray(n)[~one]
+    est, lo, hi, note = _corrected_interval(k, n, scheme, confidence)
+    return est, lo, hi, "; ".join(x for x in (note, left_out) if x) or None
+
+
+def _corrected_interval(k, n, scheme, confidence):
     terms = abs_dev_estimator(k, n)
     est = float(terms.mean())
     s = len(terms)
@@ -157,8 +170,8 @@ def _mean_abs_dev_interval(k, n, scheme, confidence):
         # or 1 at small n: a rare outlying term carries the tail, and most draws of prompts miss
         # it; coverage fell to 0.90); the add-one model variance, between-prompt variance of
         # the terms' conditional means plus their mean conditional variance, overestimates
-        # there (coverage 1.00). Their geometric mean keeps every simulated cell but one
-        # within 0.93-0.98 (benchmarks/RESULTS.md, §9).
+        # there (coverage 1.00). Their geometric mean keeps every simulated cell but one at or
+        # above 0.93, at most 0.995 (conservative for skewed shares; benchmarks/RESULTS.md §9).
         cond_mean, cond_var = _abs_dev_conditional(k, n)
         model_var = float(cond_mean.var(ddof=1) + cond_var.mean())
         sd = math.sqrt(spread * math.sqrt(model_var)) if model_var > 0 else spread
