@@ -71,7 +71,7 @@ from magbig.selftest import OraclePipeline
 from magbig.vocab import FACE_OK_STATUSES
 from neobabel.builtins import UNTRAINED_NOTICE
 from neobabel.errors import InputError
-from neobabel.preflight import truncated_prompts
+from neobabel.preflight import warn_truncated
 from neobabel.progress import progress_bar
 from neobabel.runs import (
     RunDir, WorkUnit, check_run_spec, generate_into_run, generation_spec, image_key, key_params, locked,
@@ -220,7 +220,7 @@ def run_audit(spec: AuditSpec, out: str | os.PathLike, progress: bool = True, *,
     pipe = pipeline if pipeline is not None else load_pipeline(spec, ps)
     if pipeline is None and spec.model == "tiny-random":
         logger.warning(UNTRAINED_NOTICE)
-    truncated = _warn_truncated(pipe, [p.text for p in ps])
+    truncated = warn_truncated(pipe, [p.text for p in ps])
     w, h = spec.width_height()
     params = pipe.resolve_params(spec.steps, spec.guidance, w, h, spec.scheduler)
     param_dict = key_params(pipe, params)
@@ -293,15 +293,6 @@ def _run_info(spec: AuditSpec, ps) -> dict:
         "images_per_prompt": spec.n, "base_seed": spec.seed, "batch_size": spec.batch_size,
         "audit_status": "running",
     }
-
-
-def _warn_truncated(pipe, texts: list[str]) -> int:
-    """Say once how many prompts the model cuts (it reads a fixed number of tokens); run.json keeps the count."""
-    count, limit = truncated_prompts(pipe, texts)
-    if count:
-        logger.warning("%d prompt(s) are longer than the %s tokens the model reads; the text after that is "
-                       "ignored (recorded as truncated_prompts in run.json)", count, limit)
-    return count
 
 
 def _tries(spec: AuditSpec) -> int:

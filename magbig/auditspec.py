@@ -220,8 +220,9 @@ def load_audit_config(path: str | os.PathLike, **overrides) -> AuditSpec:
 def audit_selection(spec: AuditSpec, ps) -> dict:
     """What makes an audit this audit besides the model's identity and the key params (which
     :func:`generation_spec` holds): the prompt set and selection, n, seeds, face policy and
-    classifiers. Not in it: name, batch_size, device and n_boot (how it runs and is reported)."""
-    how = {"name", "batch_size", "device", "n_boot",
+    classifiers. Not in it: name, batch_size, device, n_boot and allow_pickle (how it runs, loads
+    and is reported)."""
+    how = {"name", "batch_size", "device", "n_boot", "allow_pickle",
            # in the spec as the model's identity, the key params and batch_invariant
            "model", "steps", "guidance", "size", "scheduler", "fast_batching"}
     return {"audit": spec.model_dump(mode="json", exclude=how),

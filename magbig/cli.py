@@ -376,9 +376,13 @@ def planted(
     seeds = (RunDir(run).read_run_json().get("audit") or {}).get("seeds", "shared")
     summary["seeds"] = seeds
     if seeds == "shared" and summary.get("fit_to_planted"):
-        # every cell drew from one seed list: the occupations are not independent clusters either
-        summary["fit_to_planted"]["note"] = ("this run used one seed list for every prompt (seeds: shared), so no fit "
-                                             "test here is valid; audit with seeds: per_subject")
+        # every cell drew from one seed list: the occupations are not independent clusters either,
+        # so no p-value is printed at all
+        summary["fit_to_planted"].update(p_value=None, p_value_independent=None, note=(
+            "this run used one seed list for every prompt (seeds: shared), so no fit test here is valid; "
+            "audit with seeds: per_subject"))
+        for part in summary.get("per_formulation", {}).values():
+            part["fit_p_value"] = None
     print(json.dumps(summary, indent=1, ensure_ascii=False))
 
 

@@ -11,6 +11,7 @@ binomial deviance of each cell).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from functools import lru_cache
 

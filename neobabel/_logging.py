@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 
 LIBRARY_LOGGERS = ("neobabel", "magbig")
 # Marks the handler configure_cli_logging installs, so calling it again replaces it.
@@ -41,18 +42,34 @@ def configure_cli_logging(verbosity: int = 0) -> None:
 
     Idempotent: a second call replaces the handler the first installed (tests and
     in-process CLI runs call it repeatedly)."""
-    from rich.console import Console  # deferred: rich loads only in CLI processes
-    from rich.logging import RichHandler  # deferred: rich loads only in CLI processes
-
     level = cli_log_level(verbosity)
     for name in LIBRARY_LOGGERS:
         logger = logging.getLogger(name)
         for h in [h for h in logger.handlers if getattr(h, _CLI_HANDLER_FLAG, False)]:
             logger.removeHandler(h)
-        handler = RichHandler(console=Console(stderr=True), show_time=False, show_path=False)
+        handler = _cli_handler()
         setattr(handler, _CLI_HANDLER_FLAG, True)
         logger.addHandler(handler)
         logger.setLevel(level)
+
+
+class _PlainFormatter(logging.Formatter):
+    """``warning: message`` on one line, like the CLIs' ``error:`` lines (grep-able in logs)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+def _cli_handler() -> logging.Handler:
+    """rich on a terminal; plain one-line records in a log file or pipe (rich would wrap them)."""
+    if sys.stderr.isatty():
+        from rich.console import Console  # deferred: rich loads only in CLI processes
+        from rich.logging import RichHandler  # deferred: rich loads only in CLI processes
+
+        return RichHandler(console=Console(stderr=True), show_time=False, show_path=False)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_PlainFormatter())
+    return handler
 
 
 # -- Hugging Face libraries -------------------------------------------------------------------

@@ -167,7 +167,7 @@ def generate(
     units = [WorkUnit(pid, text, lg, seed + i) for pid, text, lg in rows for i in range(n)]
     spec = {"command": "generate", "prompts": {**source, "count": len(rows)},
             "langs": sorted({r[2] for r in rows}), "images_per_prompt": n, "base_seed": seed,
-            "batch_size": batch_size, "truncated_prompts": _warn_truncated(pipe, [r[1] for r in rows])}
+            "batch_size": batch_size, "truncated_prompts": preflight.warn_truncated(pipe, [r[1] for r in rows])}
     report = generate_into_run(pipe, units, run, params, batch_size=batch_size, overwrite=overwrite,
                                progress=progress, spec=spec, add_to_run=add_to_run)
     # The same formula as the progress display's rate (neobabel.progress), so the two agree.
@@ -175,15 +175,6 @@ def generate(
     print(f"{report.generated} generated, {report.already_done + report.recovered} already there "
           f"({report.total} images){speed}")
     print(f"run directory: {run.path}  (images in {run.images}, manifest {run.manifest_path.name})")
-
-
-def _warn_truncated(pipe, texts: list[str]) -> int:
-    """Say once how many prompts the model will cut (it reads a fixed number of tokens)."""
-    count, limit = preflight.truncated_prompts(pipe, texts)
-    if count:
-        print(f"warning: {count} prompt(s) are longer than the {limit} tokens the model reads; the text "
-              "after that is ignored (recorded as truncated_prompts in run.json)", file=sys.stderr)
-    return count
 
 
 world_app = new_app("The synthetic Babel world: bias table, training, evaluation.")

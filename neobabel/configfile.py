@@ -18,9 +18,6 @@ from pydantic import BaseModel, ValidationError
 from neobabel.errors import InputError
 
 
-CONFIG_KINDS = ("models", "audits", "world", "jobs", "eval")
-
-
 def shipped_configs() -> Path:
     """The ``configs`` folder installed with the package."""
     return Path(str(resources.files("neobabel") / "configs"))

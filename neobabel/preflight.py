@@ -11,6 +11,8 @@ Bounds keep honest runs honest, not huge runs impossible: `--no-limits` lifts th
 
 from __future__ import annotations
 
+import logging
+
 import math
 import os
 from pathlib import Path
@@ -26,6 +28,8 @@ MAX_STEPS = 1000
 MAX_BATCH_SIZE = 4096
 NO_LIMITS_HINT = "pass --no-limits for a deliberately huge run"
 
+
+logger = logging.getLogger(__name__)
 
 def check_at_least_one(flag: str, value: int) -> None:
     if value < 1:
@@ -182,3 +186,13 @@ def truncated_prompts(pipeline, texts) -> tuple[int, int | None]:
     limit, count = found
     distinct = sorted(set(texts))
     return sum(1 for n in count(distinct) if n > limit), limit
+
+
+def warn_truncated(pipeline, texts) -> int:
+    """Say once how many prompts the model cuts (it reads a fixed number of tokens); returns the
+    count, which callers record as ``truncated_prompts`` in run.json."""
+    count, limit = truncated_prompts(pipeline, texts)
+    if count:
+        logger.warning("%d prompt(s) are longer than the %s tokens the model reads; the text after that is "
+                       "ignored (recorded as truncated_prompts in run.json)", count, limit)
+    return count

@@ -453,13 +453,36 @@ def test_selftest_coverage_small():
 
 def test_an_audit_says_once_how_many_prompts_the_model_cuts(caplog):
     from neobabel.pipeline import BabelPipeline
+    from neobabel.preflight import warn_truncated
 
     pipe = BabelPipeline.from_pretrained("world")
     long_text = "ein Foto vom Gesicht einer Ärztin " * 60
-    with caplog.at_level("WARNING", logger="magbig.audit"):
-        assert A._warn_truncated(pipe, [long_text, long_text, "ein Foto vom Gesicht einer Ärztin"]) == 1
+    with caplog.at_level("WARNING", logger="neobabel.preflight"):
+        assert warn_truncated(pipe, [long_text, long_text, "ein Foto vom Gesicht einer Ärztin"]) == 1
     assert len(caplog.records) == 1 and "1 prompt(s) are longer than" in caplog.records[0].getMessage()
     caplog.clear()
-    with caplog.at_level("WARNING", logger="magbig.audit"):
-        assert A._warn_truncated(pipe, ["ein Foto vom Gesicht einer Ärztin"]) == 0
+    with caplog.at_level("WARNING", logger="neobabel.preflight"):
+        assert warn_truncated(pipe, ["ein Foto vom Gesicht einer Ärztin"]) == 0
     assert not caplog.records
+
+
+def test_planted_prints_no_p_value_for_a_run_with_one_seed_list(e2e_run, tmp_path):
+    import json
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from magbig.cli import app
+
+    res = CliRunner().invoke(app, ["planted", str(e2e_run)])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["fit_to_planted"]["p_value"] is not None  # per-subject seeds: a test
+    shared = tmp_path / "shared"
+    shutil.copytree(e2e_run, shared)
+    info = json.loads((shared / "run.json").read_text())
+    info["audit"]["seeds"] = "shared"
+    (shared / "run.json").write_text(json.dumps(info))
+    out = json.loads(CliRunner().invoke(app, ["planted", str(shared)]).stdout)
+    assert out["seeds"] == "shared" and out["fit_to_planted"]["p_value"] is None
+    assert "no fit test here is valid" in out["fit_to_planted"]["note"]
+    assert all(part["fit_p_value"] is None for part in out["per_formulation"].values())

@@ -10,7 +10,8 @@ Scales, named so nobody confuses them:
 Sampling noise alone makes ``abs_dev`` positive: a perfectly fair model measured on n = 100
 images has E|p̂ - 0.5| = 0.040 (``noise_floor``). Report it beside every deviation.
 
-Bias-corrected mean abs_dev (``aggregate``'s ``mean_abs_dev``, ``paired_tests`` on abs_dev/l1).
+Bias-corrected mean abs_dev (``aggregate``'s ``mean_abs_dev``; ``paired_tests`` on abs_dev/l1
+compares both sides at their common n instead, where the noise floor cancels: ``stats.paired``).
 |p̂ − 0.5| overestimates |p − 0.5| by up to the noise floor, most near p = 0.5, and no unbiased
 estimator of |p − 0.5| exists for a binomial share (only polynomials of degree ≤ n in p have
 one). Subtracting the noise floor would over-correct skewed prompts (whose |p̂ − 0.5| is already

@@ -33,10 +33,10 @@ def _rng(seed: int, key: tuple) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(repr(tuple(key)).encode("utf-8"))])
 
 
-def _group_rng(seed: int, keys: Sequence[str], key: tuple) -> np.random.Generator:
+def _group_rng(seed: int, keys: Sequence[str], key: tuple, extra: tuple = ()) -> np.random.Generator:
     # The model's name is a label, not data: the same labels must give the same intervals
     # whether the table names its model (a run's report) or not (`magbig stats` on its labels).
-    return _rng(seed, tuple(v for name, v in zip(keys, key, strict=True) if name != "model"))
+    return _rng(seed, (*(v for name, v in zip(keys, key, strict=True) if name != "model"), *extra))
 
 
 def _present(df: pl.DataFrame, cols: Sequence[str] | None) -> list[str]:

@@ -11,7 +11,7 @@ import polars as pl
 from scipy import stats as sps
 
 from magbig.stats._common import (
-    GROUP_KEYS, _frame, _groups, _percentile_bounds, _present, _require_unique_subjects, _rng,
+    GROUP_KEYS, _frame, _group_rng, _groups, _percentile_bounds, _present, _require_unique_subjects,
 )
 from neobabel.errors import InputError
 
@@ -150,7 +150,7 @@ def paired_tests(
                 a = scale * _thinned_abs_dev(pair["_k_ref"].to_numpy(), pair["_n_ref"].to_numpy(), m)
                 b = scale * _thinned_abs_dev(pair["_k_x"].to_numpy(), pair["_n_x"].to_numpy(), m)
             d = b - a
-            rng = _rng(seed, (*key, against, reference, level, metric))
+            rng = _group_rng(seed, keys, key, (against, reference, level, metric))
             boot = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
             lo, hi = _percentile_bounds(boot, confidence)
             rows.append(
