@@ -189,7 +189,11 @@ def generate(
         runner = RayRunner(pipe, {"source": model, "attention": attention, "allow_download": download,
                                   "allow_pickle": allow_pickle}, params, run.path, workers=workers,
                            address=address, batch_size=batch_size)
-        spec["workers"] = runner.workers
+        spec.update(workers=runner.workers, torch_threads=runner.threads)
+    else:
+        import torch  # loaded already by the pipeline; pixels can depend on the thread count (README)
+
+        spec["torch_threads"] = torch.get_num_threads()
     report = generate_into_run(pipe, units, run, params, batch_size=batch_size, overwrite=overwrite,
                                progress=progress, spec=spec, add_to_run=add_to_run, runner=runner)
     # The same formula as the progress display's rate (neobabel.progress), so the two agree.

@@ -44,9 +44,14 @@ def _ray():
 class _Worker:
     """One loaded pipeline in a Ray actor; makes batches and writes their PNGs into the run."""
 
-    def __init__(self, load: dict, batch_invariant: bool, images_dir: str, params, param_dict: dict):
+    def __init__(self, load: dict, batch_invariant: bool, images_dir: str, params, param_dict: dict,
+                 threads: int | None):
+        import torch  # heavy: in the actor only (the driver has it already)
+
         from neobabel.pipeline import BabelPipeline  # heavy: torch + diffusers, in the actor only
 
+        if threads:  # what num_cpus promises (Ray's OMP_NUM_THREADS), said outright: pixels can depend on it
+            torch.set_num_threads(threads)
         self.pipe = BabelPipeline.from_pretrained(**load)
         self.pipe.set_batch_invariant(batch_invariant)
         self.images_dir, self.params, self.param_dict = Path(images_dir), params, param_dict
@@ -83,6 +88,7 @@ class RayRunner:
         self.run_dir = Path(run_dir)
         self.load = {**load, "device": self.device}
         self.options = {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": 1}
+        self.threads = None if gpus else 1  # torch intra-op threads of a CPU actor (run.json: torch_threads)
         self.actors: list = []
         self.first_image_at: float | None = None
 
@@ -91,7 +97,7 @@ class RayRunner:
         cls = ray.remote(max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS)(_Worker)
         self.actors = [cls.options(**self.options).remote(self.load, self.pipeline.batch_invariant,
                                                           str(self.run_dir / "images"), self.params,
-                                                          self.param_dict)
+                                                          self.param_dict, self.threads)
                        for _ in range(self.workers)]
         want = (self.pipeline.identity(), self.param_dict)
         for seen in ray.get([a.check.remote() for a in self.actors]):
