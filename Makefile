@@ -12,7 +12,7 @@ DEMO_OUT ?= runs/demo
 # torch==2.13.0+cpu, a wheel on disk here); otherwise pip would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c constraints.txt "torch==2.13.0" -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt "torch==2.13.0" -e ".[dev,ray]"
 	touch $(STAMP)
 
 install: $(STAMP)

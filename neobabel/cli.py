@@ -38,6 +38,7 @@ logger = logging.getLogger("neobabel.cli")  # not __name__: that is __main__ und
 # Literal types make typer list the choices in --help and refuse others (exit 2, one line).
 SchedulerName = Literal[tuple(SCHEDULERS)]
 AttentionName = Literal[ATTENTION_BACKENDS]
+EngineName = Literal["local", "ray"]  # neobabel.engines.ENGINES (not imported here: it pulls polars)
 
 app = new_app("Multilingual text-to-image generation on a tower + diffusers backbone.")
 add_top_level_options(app, "neobabel")
@@ -82,10 +83,12 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] =
     console.print(f"default model: {default_model()}")
 
 
-def _default_out(model: str, prompts: list, lang: str, n: int, seed: int, params: dict) -> Path:
+def _default_out(model: str, prompts: list, lang: str, n: int, seed: int, params: dict,
+                 shard: tuple[int, int] | None = None) -> Path:
     blob = json.dumps([model, prompts, lang, n, seed, params], sort_keys=True, ensure_ascii=False)
     slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in Path(model).name)[:40]
-    return Path("runs") / f"{slug}-{hashlib.sha256(blob.encode()).hexdigest()[:8]}"
+    tail = f"-shard{shard[0]}of{shard[1]}" if shard else ""
+    return Path("runs") / f"{slug}-{hashlib.sha256(blob.encode()).hexdigest()[:8]}{tail}"
 
 
 def _prompt_rows(prompt: str | None, prompts_file: Path | None, lang: str) -> tuple[list, dict]:
@@ -130,6 +133,10 @@ def generate(
     fast_batching: Annotated[bool, typer.Option("--fast-batching", help=FAST_BATCHING_HELP)] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show a progress bar")] = True,
     no_limits: Annotated[bool, typer.Option("--no-limits", help=NO_LIMITS_HELP)] = False,
+    shard: Annotated[Optional[str], typer.Option("--shard", metavar="I/N", help="make only shard I of N (job arrays; join them with `neobabel merge`)")] = None,
+    engine: Annotated[EngineName, typer.Option("--engine", help="local: this process; ray: a pool of Ray actors (the [ray] extra)")] = "local",
+    address: Annotated[Optional[str], typer.Option("--address", help="Ray cluster to join (auto: the running one; default: start a local Ray)")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="Ray actors, one model each (default: the cluster's GPUs, else CPUs)")] = None,
 ):
     """Generate images into a run directory (rerun the same command to resume).
 
@@ -138,8 +145,10 @@ def generate(
 
     Example: neobabel generate "Ein Foto von zwei roten Kreisen" --lang de -n 4 --out runs/kreise
     """
+    from neobabel.engines import RayRunner  # heavy: polars (Ray itself only once --engine ray runs)
     from neobabel.pipeline import BabelPipeline  # heavy: torch + diffusers, only when a model loads
-    from neobabel.runs import RunDir, WorkUnit, generate_into_run  # heavy: polars
+    from neobabel.runs import RunDir, WorkUnit, generate_into_run, key_params  # heavy: polars
+    from neobabel.shards import parse_shard, shard_units  # heavy: polars
 
     # Validate everything before loading a model or creating a file, so bad input costs nothing.
     if (prompt is None) == (prompts_file is None):
@@ -153,6 +162,9 @@ def generate(
                                              no_limits=no_limits)
     preflight.check_device(device)
     preflight.check_out_dir(out if out is not None else Path("runs"))
+    shard_of = parse_shard(shard) if shard is not None else None
+    if engine != "ray" and (address is not None or workers is not None):
+        raise InputError("--address and --workers are for --engine ray; add --engine ray or drop them")
     device = _resolve_device(device)
     model = model or default_model()
     logger.info("loading model %s on %s", model, device)
@@ -162,19 +174,49 @@ def generate(
     params = pipe.resolve_params(steps, guidance, width, height, scheduler, negative_prompt)
     if model == "tiny-random":
         print(UNTRAINED_NOTICE, file=sys.stderr)
-    out = out or _default_out(model, rows, lang, n, seed, params.as_dict())
+    out = out or _default_out(model, rows, lang, n, seed, params.as_dict(), shard_of)
     run = RunDir(out)
     units = [WorkUnit(pid, text, lg, seed + i) for pid, text, lg in rows for i in range(n)]
     spec = {"command": "generate", "prompts": {**source, "count": len(rows)},
             "langs": sorted({r[2] for r in rows}), "images_per_prompt": n, "base_seed": seed,
-            "batch_size": batch_size, "truncated_prompts": preflight.warn_truncated(pipe, [r[1] for r in rows])}
+            "batch_size": batch_size, "truncated_prompts": preflight.warn_truncated(pipe, [r[1] for r in rows]),
+            "engine": engine}
+    if shard_of is not None:
+        units = shard_units(units, pipe.identity(), key_params(pipe, params), *shard_of)
+        spec["shard"] = {"index": shard_of[0], "count": shard_of[1], "units": len(units)}
+    runner = None
+    if engine == "ray":
+        runner = RayRunner(pipe, {"source": model, "attention": attention, "allow_download": download,
+                                  "allow_pickle": allow_pickle}, params, run.path, workers=workers,
+                           address=address, batch_size=batch_size)
+        spec.update(workers=runner.workers, torch_threads=runner.threads)
+    else:
+        import torch  # loaded already by the pipeline; pixels can depend on the thread count (README)
+
+        spec["torch_threads"] = torch.get_num_threads()
     report = generate_into_run(pipe, units, run, params, batch_size=batch_size, overwrite=overwrite,
-                               progress=progress, spec=spec, add_to_run=add_to_run)
+                               progress=progress, spec=spec, add_to_run=add_to_run, runner=runner)
     # The same formula as the progress display's rate (neobabel.progress), so the two agree.
     speed = f", {rate_text(report.generated, report.seconds, 'img')}" if report.generated else ""
     print(f"{report.generated} generated, {report.already_done + report.recovered} already there "
           f"({report.total} images){speed}")
     print(f"run directory: {run.path}  (images in {run.images}, manifest {run.manifest_path.name})")
+
+
+@app.command()
+def merge(
+    out: Annotated[Path, typer.Argument(help="the merged run directory (created; merging again changes nothing)")],
+    shard_dirs: Annotated[list[Path], typer.Argument(help="run directories of `generate --shard I/N`")],
+):
+    """Merge the run directories of shards (one spec) into one run directory.
+
+    Example: neobabel merge runs/full runs/part0 runs/part1 runs/part2
+    """
+    from neobabel.shards import merge_runs  # heavy: polars
+
+    counts = merge_runs(out, shard_dirs)
+    print(f"merged {counts['shards']} shard(s): {counts['images']} images ({counts['copied']} copied), "
+          f"{counts['rows']} manifest rows in {out}")
 
 
 world_app = new_app("The synthetic Babel world: bias table, training, evaluation.")

@@ -14,7 +14,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +31,9 @@ from neobabel.runlock import locked
 from neobabel.runspec import check_run_spec, generation_spec
 
 MANIFEST_FLUSH_SECONDS = 10.0
+
+# An engine's way to make the pending batches: batches in, write_batch results out (any order).
+Runner = Callable[[list[list[tuple[str, WorkUnit]]]], Iterable[list[tuple[str, WorkUnit, str, float]]]]
 
 
 def _row(key: str, unit: WorkUnit, sha: str, seconds: float, model: str) -> dict:
@@ -142,8 +145,13 @@ def _unit_fields(unit: WorkUnit) -> dict:
 def generate_into_run(pipeline, units: Sequence[WorkUnit], run: RunDir, params, *, batch_size: int = 1,
                       overwrite: bool = False, progress: bool = True, spec: dict | None = None,
                       on_image: Callable[[str, WorkUnit], None] | None = None,
-                      run_spec: dict | None = None, add_to_run: bool = False) -> GenerationReport:
+                      run_spec: dict | None = None, add_to_run: bool = False,
+                      runner: Runner | None = None) -> GenerationReport:
     """Generate every unit not already in the run directory; resumable at any point.
+
+    `runner`: how the pending batches are made (an engine, e.g. neobabel.engines' Ray actors):
+    called once with the list of batches of (key, unit), it yields the :func:`write_batch`
+    results of each batch as it finishes, in any order. Default: this process, in order.
 
     `spec`: extra fields for run.json (this command's description). `run_spec`: the spec the
     directory must hold (default :func:`generation_spec` of the pipeline and params); another
@@ -160,12 +168,35 @@ def generate_into_run(pipeline, units: Sequence[WorkUnit], run: RunDir, params, 
         specs = held if run_spec in held else [*held, run_spec]
         return _generate(pipeline, units, run, params, param_dict, specs, specs.index(run_spec),
                          batch_size=batch_size, overwrite=overwrite, progress=progress, spec=spec,
-                         on_image=on_image)
+                         on_image=on_image, runner=runner)
+
+
+def write_batch(pipeline, batch: Sequence[tuple[str, WorkUnit]], images_dir: Path, params, param_dict: dict,
+                batch_size: int) -> list[tuple[str, WorkUnit, str, float]]:
+    """Generate one batch of (key, unit) and write each PNG atomically; [(key, unit, sha256, seconds)].
+
+    The one place a PNG of a run is made: the local loop and every engine's worker call it, so
+    an image's bytes do not depend on where it was made."""
+    return list(_iter_written(pipeline, batch, images_dir, params, param_dict, batch_size))
+
+
+def _iter_written(pipeline, batch, images_dir: Path, params, param_dict: dict,
+                  batch_size: int) -> Iterator[tuple[str, WorkUnit, str, float]]:
+    """write_batch one image at a time: each result is yielded right after its PNG is written."""
+    identity = pipeline.identity()
+    tb = time.perf_counter()
+    images = pipeline.generate([u.text for _, u in batch], [u.lang for _, u in batch],
+                               [u.seed for _, u in batch], params, batch_size=batch_size)
+    per_image = (time.perf_counter() - tb) / len(batch)  # kept in the manifest only
+    for (key, unit), image in zip(batch, images):
+        data = png_bytes(image, png_metadata(key, unit, identity, param_dict))
+        atomic_write_bytes(Path(images_dir) / f"{key}.png", data)
+        yield key, unit, hashlib.sha256(data).hexdigest(), per_image
 
 
 def _generate(pipeline, units, run: RunDir, params, param_dict: dict, specs: list[dict], spec_index: int, *,
               batch_size: int, overwrite: bool, progress: bool, spec: dict | None,
-              on_image: Callable[[str, WorkUnit], None] | None) -> GenerationReport:
+              on_image: Callable[[str, WorkUnit], None] | None, runner: Runner | None = None) -> GenerationReport:
     identity = pipeline.identity()
     run.images.mkdir(parents=True, exist_ok=True)
     done, pending, waiting, recovered, n_units = plan(run, units, identity, param_dict, overwrite, specs)
@@ -197,22 +228,21 @@ def _generate(pipeline, units, run: RunDir, params, param_dict: dict, specs: lis
     status = "failed"
     try:
         with progress_bar("generating", len(pending), enabled=progress, unit="img", started=t0) as advance:
-            for start in range(0, len(pending), batch_size):
-                batch = pending[start : start + batch_size]
-                tb = time.perf_counter()
-                images = pipeline.generate([u.text for _, u in batch], [u.lang for _, u in batch],
-                                           [u.seed for _, u in batch], params, batch_size=batch_size)
-                per_image = (time.perf_counter() - tb) / len(batch)  # kept in the manifest only
-                for (key, unit), image in zip(batch, images):
-                    data = png_bytes(image, png_metadata(key, unit, identity, param_dict))
-                    atomic_write_bytes(run.images / f"{key}.png", data)
-                    sha = hashlib.sha256(data).hexdigest()
+            batches = [pending[start : start + batch_size] for start in range(0, len(pending), batch_size)]
+            if runner is None:
+                finished = ([written] for batch in batches  # row by row, as each PNG lands
+                            for written in _iter_written(pipeline, batch, run.images, params, param_dict,
+                                                         batch_size))
+            else:
+                finished = runner(batches)
+            for results in finished:  # batches in any order (a runner may finish them out of order)
+                for key, unit, sha, per_image in results:
                     for sharer in waiting[key]:
                         done[(key, sharer.prompt_id)] = _row(key, sharer, sha, per_image, identity["model"])
                     generated += 1
                     if on_image is not None:
                         on_image(key, unit)
-                advance(len(batch))
+                advance(len(results))
                 if time.perf_counter() - last_flush > MANIFEST_FLUSH_SECONDS:
                     run.write_manifest(pl.DataFrame(list(done.values()), schema=GENERATION_SCHEMA))
                     last_flush = time.perf_counter()
