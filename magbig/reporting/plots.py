@@ -155,9 +155,14 @@ def _plot_per_language(agg: pl.DataFrame, langs, forms, model) -> tuple[Figure, 
         x = np.array([j for j, _ in pick]) + (i - (len(forms) - 1) / 2) * width
         r = [row for _, row in pick]
         for ax, name in ((ax1, "p_female"), (ax2, "abs_dev")):
-            y = [row[f"mean_{name}"] for row in r]
-            ax.errorbar(x, y, yerr=_err(y, [row[f"mean_{name}_low"] for row in r],
-                                        [row[f"mean_{name}_high"] for row in r]),
+            # abs_dev can be missing where p̂ is not (every prompt with one labelled image)
+            has = [row[f"mean_{name}"] is not None for row in r]
+            if not any(has):
+                continue
+            xs, rs = x[has], [row for row, h in zip(r, has) if h]
+            y = [row[f"mean_{name}"] for row in rs]
+            ax.errorbar(xs, y, yerr=_err(y, [row[f"mean_{name}_low"] for row in rs],
+                                         [row[f"mean_{name}_high"] for row in rs]),
                         fmt="o", ms=5, capsize=3, color=colors[form], label=form)
     ax1.axhline(0.5, ls="--", lw=1, color="0.5")
     ax1.set_ylim(-0.02, 1.02)
