@@ -21,7 +21,7 @@ from magbig.classify import get_classifier
 from magbig.prompts import FORMULATIONS
 from magbig.rundata import classifier_column_name
 from neobabel.builtins import default_model
-from neobabel.configfile import read_yaml_mapping, resolve_config, validate_spec
+from neobabel.configfile import listed_mappings, read_yaml_mapping, resolve_config, validate_spec
 from neobabel.errors import InputError
 from neobabel.languages import normalize_lang
 from neobabel.runs import RunDir
@@ -148,11 +148,7 @@ class AuditSpec(BaseModel):
     @classmethod
     def _classifier_shorthand(cls, v):
         # `classifiers: [world]` or `classifiers: world` as shorthand for {name: world}
-        if isinstance(v, str):
-            v = [v]
-        if isinstance(v, list):
-            return [{"name": c} if isinstance(c, str) else c for c in v]
-        return v
+        return listed_mappings(v, "name")
 
     @model_validator(mode="after")
     def _seed_range(self):

@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from magbig.audit import run_audit
 from magbig.auditspec import AuditSpec, normalize_spec
 from magbig.compare import compare
-from neobabel.configfile import read_yaml_mapping, resolve_config, validate_spec
+from neobabel.configfile import listed_mappings, read_yaml_mapping, resolve_config, validate_spec
 from neobabel.errors import InputError
 from neobabel.runs import RunDir, RunDirInUse, atomic_write_bytes, lock_owner, locked
 
@@ -117,11 +117,7 @@ class JobSpec(BaseModel):
     @field_validator("models", mode="before")
     @classmethod
     def _model_shorthand(cls, v):
-        if isinstance(v, str):
-            v = [v]
-        if isinstance(v, list):
-            return [{"model": m} if isinstance(m, str) else m for m in v]
-        return v
+        return listed_mappings(v, "model")  # `models: world` or `[world, {model: PATH}]`
 
     @field_validator("audit", mode="before")
     @classmethod

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -57,6 +58,16 @@ def parse_yaml(text: str, where: str, loader=yaml.SafeLoader, fix: str = "fix th
         line = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise InputError(f"{where} is not valid YAML{line} ({problem}); {fix}") from None
+
+
+def listed_mappings(value: Any, key: str) -> Any:
+    """YAML shorthand: ``x`` or ``[x, {...}]`` for ``[{key: x}, {...}]`` (anything else unchanged,
+    for the typed spec to refuse)."""
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list):
+        return [{key: v} if isinstance(v, str) else v for v in value]
+    return value
 
 
 def read_yaml_mapping(path: str | Path, what: str) -> dict:

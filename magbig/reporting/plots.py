@@ -140,20 +140,25 @@ def _err(y, lo, hi) -> np.ndarray:
     return np.nan_to_num(np.vstack([np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)]))
 
 
+def _series(agg: pl.DataFrame, form: str, i: int, langs, forms, column: str):
+    """One formulation's rows with a value in ``column``, in language order, and their x
+    positions: bars/points of formulation i sit side by side around each language's tick."""
+    width = 0.8 / max(1, len(forms))
+    rows = _rows_by(agg.filter(pl.col("formulation") == form), "lang")
+    pick = [(j, rows[lang]) for j, lang in enumerate(langs) if lang in rows and rows[lang][column] is not None]
+    x = np.array([j for j, _ in pick], dtype=float) + (i - (len(forms) - 1) / 2) * width
+    return x, [r for _, r in pick], width
+
+
 def _plot_per_language(agg: pl.DataFrame, langs, forms, model) -> tuple[Figure, str]:
     fig = Figure(figsize=(max(6.5, 0.75 * len(langs) + 2.5), 6.2), layout="constrained")
     ax1, ax2 = fig.subplots(2, 1, sharex=True)
     colors = _colors(forms)
-    width = 0.8 / max(1, len(forms))
     x0 = np.arange(len(langs), dtype=float)
     for i, form in enumerate(forms):
-        rows = _rows_by(agg.filter(pl.col("formulation") == form), "lang")
-        pick = [(j, rows[lang]) for j, lang in enumerate(langs)
-                if lang in rows and rows[lang]["mean_p_female"] is not None]
-        if not pick:
+        x, r, _ = _series(agg, form, i, langs, forms, "mean_p_female")
+        if not r:
             continue
-        x = np.array([j for j, _ in pick]) + (i - (len(forms) - 1) / 2) * width
-        r = [row for _, row in pick]
         for ax, name in ((ax1, "p_female"), (ax2, "abs_dev")):
             # abs_dev can be missing where p̂ is not (every prompt with one labelled image)
             has = [row[f"mean_{name}"] is not None for row in r]
@@ -188,19 +193,14 @@ def _plot_formulations(agg, tests, langs, forms, model) -> tuple[Figure, str]:
     fig = Figure(figsize=(max(9, 1.2 * len(langs) + 4), 4.2), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2, width_ratios=[1.2, 1])
     colors = _colors(forms)
-    width = 0.8 / max(1, len(forms))
     x0 = np.arange(len(langs), dtype=float)
     for i, form in enumerate(forms):
-        rows = _rows_by(agg.filter(pl.col("formulation") == form), "lang")
-        pick = [(j, rows[lang]) for j, lang in enumerate(langs)
-                if lang in rows and rows[lang]["mean_abs_dev"] is not None]
-        if not pick:
+        x, r, width = _series(agg, form, i, langs, forms, "mean_abs_dev")
+        if not r:
             continue
-        x = np.array([j for j, _ in pick]) + (i - (len(forms) - 1) / 2) * width
-        y = [r["mean_abs_dev"] for _, r in pick]
+        y = [row["mean_abs_dev"] for row in r]
         ax1.bar(x, y, width=width * 0.95, color=colors[form], label=form,
-                yerr=_err(y, [r["mean_abs_dev_low"] for _, r in pick],
-                          [r["mean_abs_dev_high"] for _, r in pick]),
+                yerr=_err(y, [row["mean_abs_dev_low"] for row in r], [row["mean_abs_dev_high"] for row in r]),
                 error_kw={"capsize": 2, "lw": 0.8})
     ax1.set_xticks(x0, langs)
     ax1.set_ylim(-0.1, 0.52)
