@@ -150,6 +150,30 @@ def _series(agg: pl.DataFrame, form: str, i: int, langs, forms, column: str):
     return x, [r for _, r in pick], width
 
 
+def _paired_diff_panel(ax, tests: pl.DataFrame, langs, others, colors, *, ylabel: str, title: str,
+                       stars: bool = False) -> None:
+    """Each formulation's paired difference against direct, per language, with its interval
+    (the abs_dev and the alignment figures both draw one); ``stars`` marks Holm p < 0.05."""
+    x0 = np.arange(len(langs), dtype=float)
+    for i, form in enumerate(others):
+        x, r, _ = _series(tests, form, i, langs, others, "mean_diff") if tests.height else ([], [], 0)
+        if not r:
+            continue
+        y = [row["mean_diff"] for row in r]
+        ax.errorbar(x, y, yerr=_err(y, [row["diff_low"] for row in r], [row["diff_high"] for row in r]),
+                    fmt="o", capsize=3, color=colors.get(form, "0.3"), label=form)
+        for xi, row in zip(x, r, strict=True):
+            if stars and row["p_holm"] is not None and row["p_holm"] < 0.05:
+                top = row["diff_high"] if row["diff_high"] is not None else row["mean_diff"]
+                ax.annotate("*", (xi, top), ha="center", va="bottom", fontsize=12)
+    ax.axhline(0, lw=1, color="0.5")
+    ax.set_xticks(x0, langs)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    if others:
+        ax.legend(fontsize=8)
+
+
 def _plot_per_language(agg: pl.DataFrame, langs, forms, model) -> tuple[Figure, str]:
     fig = Figure(figsize=(max(6.5, 0.75 * len(langs) + 2.5), 6.2), layout="constrained")
     ax1, ax2 = fig.subplots(2, 1, sharex=True)
@@ -208,28 +232,9 @@ def _plot_formulations(agg, tests, langs, forms, model) -> tuple[Figure, str]:
     ax1.set_title("Distance from parity by formulation", fontsize=10)
     ax1.legend(title="formulation", fontsize=8)
     others = [f for f in forms if f != "direct"]
-    w2 = 0.8 / max(1, len(others))
-    for i, form in enumerate(others):
-        t = tests.filter(pl.col("formulation") == form) if tests.height else tests
-        rows = _rows_by(t, "lang") if t.height else {}
-        pick = [(j, rows[lang]) for j, lang in enumerate(langs) if lang in rows]
-        if not pick:
-            continue
-        x = np.array([j for j, _ in pick]) + (i - (len(others) - 1) / 2) * w2
-        y = [r["mean_diff"] for _, r in pick]
-        ax2.errorbar(x, y, yerr=_err(y, [r["diff_low"] for _, r in pick],
-                                     [r["diff_high"] for _, r in pick]),
-                     fmt="o", capsize=3, color=colors[form], label=form)
-        for xi, (_, r) in zip(x, pick, strict=True):
-            if r["p_holm"] is not None and r["p_holm"] < 0.05:
-                ax2.annotate("*", (xi, r["diff_high"] if r["diff_high"] is not None else r["mean_diff"]),
-                             ha="center", va="bottom", fontsize=12)
-    ax2.axhline(0, lw=1, color="0.5")
-    ax2.set_xticks(x0, langs)
-    ax2.set_ylabel("Δ abs_dev vs direct (paired by occupation)")
-    ax2.set_title("Change against direct\n95% paired bootstrap; * Holm p < 0.05", fontsize=10)
-    if others:
-        ax2.legend(fontsize=8)
+    _paired_diff_panel(ax2, tests, langs, others, colors, stars=True,
+                       ylabel="Δ abs_dev vs direct (paired by occupation)",
+                       title="Change against direct\n95% paired bootstrap; * Holm p < 0.05")
     fig.suptitle(f"{model}: direct (generic) prompts vs neutral / feminine formulations",
                  fontsize=10)
     alt = (f"Mean abs_dev per language and formulation for {model}, and paired differences "
@@ -333,24 +338,10 @@ def _plot_alignment(a: pl.DataFrame, tests: pl.DataFrame | None, model) -> tuple
         ax.set_title(f"Image–text cosine {title}", fontsize=10)
     axes[0].legend(title="formulation", fontsize=8)
     if has_tests:
-        ax = axes[2]
         t = tests.filter(pl.col("metric") == "clip_cos_own")
-        others = form_order(t["formulation"])
-        w2 = 0.8 / max(1, len(others))
-        for i, form in enumerate(others):
-            rows = _rows_by(t.filter(pl.col("formulation") == form), "lang")
-            pick = [(j, rows[lang]) for j, lang in enumerate(langs) if lang in rows]
-            x = np.array([j for j, _ in pick], dtype=float) + (i - (len(others) - 1) / 2) * w2
-            y = [r["mean_diff"] for _, r in pick]
-            ax.errorbar(x, y, yerr=_err(y, [r["diff_low"] for _, r in pick],
-                                        [r["diff_high"] for _, r in pick]),
-                        fmt="o", capsize=3, color=colors.get(form, "0.3"), label=form)
-        ax.axhline(0, color="0.5", lw=1)
-        ax.set_xticks(x0, langs)
-        ax.set_ylabel("Δ raw CLIP cosine (own text) vs direct")
-        ax.set_title("Alignment cost (95% paired bootstrap)", fontsize=10)
-        if others:
-            ax.legend(fontsize=8)
+        _paired_diff_panel(axes[2], t, langs, form_order(t["formulation"]), colors,
+                           ylabel="Δ raw CLIP cosine (own text) vs direct",
+                           title="Alignment cost (95% paired bootstrap)")
     fig.suptitle(f"{model}: text–image alignment by formulation (raw CLIP cosine, not rescaled)",
                  fontsize=10)
     alt = (f"Raw CLIP cosine of images against their own prompt and the English prompt per "
