@@ -10,7 +10,7 @@ import pytest
 
 from neobabel.eval.i18n import GENEVAL_COLORS, geneval_classes, geneval_specs, lexicon, render, render_metadata
 
-EU_LANGS = ("de",)
+EU_LANGS = ("de", "fr")
 
 
 def _has_word(prompt: str, form: str) -> bool:
@@ -108,3 +108,41 @@ def test_each_prompt_names_its_colours_and_count_in_listed_forms(lang: str) -> N
 def test_german_prompts(spec: dict, prompt: str) -> None:
     assert render(spec, "de") == prompt
 
+
+
+# --- French: elided "de", colour after the noun agreeing in gender (and number for "paire de ...") ---
+
+@pytest.mark.parametrize(
+    ("spec", "prompt"),
+    [
+        (_single("bench"), "une photo d'un banc"),
+        (_single("cow"), "une photo d'une vache"),
+        (_single("bench", "red", "colors"), "une photo d'un banc rouge"),
+        (_single("bottle", "white", "colors"), "une photo d'une bouteille blanche"),
+        (_single("suitcase", "purple", "colors"), "une photo d'une valise violette"),
+        (_single("dining table", "green", "colors"), "une photo d'une table à manger verte"),
+        (_single("toaster", "orange", "colors"), "une photo d'un grille-pain orange"),
+        (_single("car", "brown", "colors"), "une photo d'une voiture marron"),
+        (_single("scissors", "black", "colors"), "une photo d'une paire de ciseaux noirs"),
+        (_pair("horse", "train"), "une photo d'un cheval et d'un train"),
+        (_pair("teddy bear", "bottle", ("blue", "blue")), "une photo d'un ours en peluche bleu et d'une bouteille bleue"),
+        (_count("clock", 2), "une photo de deux horloges"),
+        (_count("boat", 3), "une photo de trois bateaux"),
+        (_count("person", 4), "une photo de quatre personnes"),
+        (_position("teddy bear", "dog", "right of"), "une photo d'un chien à droite d'un ours en peluche"),
+        (_position("kite", "wine glass", "above"), "une photo d'un verre à vin au-dessus d'un cerf-volant"),
+        (_position("cup", "couch", "below"), "une photo d'un canapé en dessous d'une tasse"),
+        (_position("cow", "laptop", "left of"), "une photo d'un ordinateur portable à gauche d'une vache"),
+    ],
+)
+def test_french_prompts(spec: dict, prompt: str) -> None:
+    assert render(spec, "fr") == prompt
+
+
+def test_french_feminine_nouns_take_une_and_feminine_colour() -> None:
+    lex = lexicon("fr")
+    feminine = [c for c, o in lex["objects"].items() if o["g"] == "f" and "agree" not in o]
+    assert len(feminine) > 20
+    for cls in feminine:
+        prompt = render(_single(cls, "white", "colors"), "fr")
+        assert prompt.startswith("une photo d'une ") and prompt.endswith(" blanche"), prompt
