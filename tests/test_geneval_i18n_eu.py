@@ -10,7 +10,7 @@ import pytest
 
 from neobabel.eval.i18n import GENEVAL_COLORS, geneval_classes, geneval_specs, lexicon, render, render_metadata
 
-EU_LANGS = ("de", "fr")
+EU_LANGS = ("de", "fr", "es")
 
 
 def _has_word(prompt: str, form: str) -> bool:
@@ -146,3 +146,40 @@ def test_french_feminine_nouns_take_une_and_feminine_colour() -> None:
     for cls in feminine:
         prompt = render(_single(cls, "white", "colors"), "fr")
         assert prompt.startswith("une photo d'une ") and prompt.endswith(" blanche"), prompt
+
+
+# --- Spanish: colour after the noun, agreeing in gender and number; plural-only skis/scissors ---
+
+@pytest.mark.parametrize(
+    ("spec", "prompt"),
+    [
+        (_single("bench"), "una foto de un banco"),
+        (_single("cow"), "una foto de una vaca"),
+        (_single("dining table", "black", "colors"), "una foto de una mesa de comedor negra"),
+        (_single("teddy bear", "brown", "colors"), "una foto de un oso de peluche marrón"),
+        (_single("refrigerator", "purple", "colors"), "una foto de una nevera morada"),
+        (_single("laptop", "orange", "colors"), "una foto de un ordenador portátil naranja"),
+        (_single("scissors", "white", "colors"), "una foto de unas tijeras blancas"),
+        (_single("skis", "brown", "colors"), "una foto de unos esquís marrones"),
+        (_pair("bowl", "skis"), "una foto de un cuenco y unos esquís"),
+        (_pair("handbag", "scissors", ("pink", "black")), "una foto de un bolso rosa y unas tijeras negras"),
+        (_count("clock", 2), "una foto de dos relojes"),
+        (_count("truck", 3), "una foto de tres camiones"),
+        (_count("wine glass", 4), "una foto de cuatro copas de vino"),
+        (_position("teddy bear", "dog", "right of"), "una foto de un perro a la derecha de un oso de peluche"),
+        (_position("kite", "wine glass", "above"), "una foto de una copa de vino encima de una cometa"),
+        (_position("scissors", "refrigerator", "below"), "una foto de una nevera debajo de unas tijeras"),
+        (_position("cow", "laptop", "left of"), "una foto de un ordenador portátil a la izquierda de una vaca"),
+    ],
+)
+def test_spanish_prompts(spec: dict, prompt: str) -> None:
+    assert render(spec, "es") == prompt
+
+
+def test_spanish_feminine_nouns_take_una_and_feminine_colour() -> None:
+    lex = lexicon("es")
+    feminine = [c for c, o in lex["objects"].items() if o["g"] == "f"]
+    assert len(feminine) > 20
+    for cls in feminine:
+        prompt = render(_single(cls, "white", "colors"), "es")
+        assert prompt.startswith("una foto de una ") and prompt.endswith(" blanca"), prompt
