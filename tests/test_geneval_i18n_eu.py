@@ -10,7 +10,7 @@ import pytest
 
 from neobabel.eval.i18n import GENEVAL_COLORS, geneval_classes, geneval_specs, lexicon, render, render_metadata
 
-EU_LANGS = ("de", "fr", "es")
+EU_LANGS = ("de", "fr", "es", "ru")
 
 
 def _has_word(prompt: str, form: str) -> bool:
@@ -183,3 +183,46 @@ def test_spanish_feminine_nouns_take_una_and_feminine_colour() -> None:
     for cls in feminine:
         prompt = render(_single(cls, "white", "colors"), "es")
         assert prompt.startswith("una foto de una ") and prompt.endswith(" blanca"), prompt
+
+
+# --- Russian: genitive after "фотография", instrumental after над/под, genitive numeral + genitive plural ---
+
+@pytest.mark.parametrize(
+    ("spec", "prompt"),
+    [
+        (_single("bench"), "фотография скамейки"),
+        (_single("bench", "red", "colors"), "фотография красной скамейки"),
+        (_single("fire hydrant", "blue", "colors"), "фотография синего пожарного гидранта"),
+        (_single("apple", "yellow", "colors"), "фотография жёлтого яблока"),
+        (_single("scissors", "white", "colors"), "фотография белых ножниц"),
+        (_single("teddy bear", "brown", "colors"), "фотография коричневого плюшевого мишки"),
+        (_pair("person", "apple"), "фотография человека и яблока"),
+        (_pair("handbag", "scissors", ("pink", "black")), "фотография розовой сумочки и чёрных ножниц"),
+        (_count("dog", 2), "фотография двух собак"),
+        (_count("person", 3), "фотография трёх человек"),
+        (_count("chair", 4), "фотография четырёх стульев"),
+        (_count("toothbrush", 2), "фотография двух зубных щёток"),
+        (_position("teddy bear", "dog", "right of"), "фотография собаки справа от плюшевого мишки"),
+        (_position("cow", "laptop", "left of"), "фотография ноутбука слева от коровы"),
+        (_position("kite", "wine glass", "above"), "фотография бокала для вина над воздушным змеем"),
+        (_position("horse", "frisbee", "below"), "фотография фрисби под лошадью"),
+        (_position("sink", "tie", "above"), "фотография галстука над раковиной"),
+    ],
+)
+def test_russian_prompts(spec: dict, prompt: str) -> None:
+    assert render(spec, "ru") == prompt
+
+
+def test_russian_colour_agrees_with_gender_in_the_genitive() -> None:
+    lex = lexicon("ru")
+    endings = {"m": "ого", "n": "ого", "f": "ой", "pl": "ых"}
+    for cls, obj in lex["objects"].items():
+        prompt = render(_single(cls, "red", "colors"), "ru")
+        assert prompt == f"фотография красн{endings[obj['g']]} {obj['gen']}", prompt
+
+
+def test_russian_counting_uses_the_genitive_plural_not_the_nominative_paucal() -> None:
+    # After the genitive numeral, "двух собаки" (genitive singular, the paucal of "две собаки") is wrong.
+    for n, numeral in ((2, "двух"), (3, "трёх"), (4, "четырёх")):
+        assert render(_count("cat", n), "ru") == f"фотография {numeral} кошек"
+        assert render(_count("bear", n), "ru") == f"фотография {numeral} медведей"
