@@ -10,7 +10,7 @@ import pytest
 
 from neobabel.eval.i18n import GENEVAL_COLORS, geneval_classes, geneval_specs, lexicon, render, render_metadata
 
-EU_LANGS = ("de", "fr", "es", "ru")
+EU_LANGS = ("de", "fr", "es", "ru", "it")
 
 
 def _has_word(prompt: str, form: str) -> bool:
@@ -226,3 +226,34 @@ def test_russian_counting_uses_the_genitive_plural_not_the_nominative_paucal() -
     for n, numeral in ((2, "двух"), (3, "трёх"), (4, "четырёх")):
         assert render(_count("cat", n), "ru") == f"фотография {numeral} кошек"
         assert render(_count("bear", n), "ru") == f"фотография {numeral} медведей"
+
+
+# --- Italian: un/uno/una/un' by sound; colour agreement ("un paio di forbici rosse") ---
+
+@pytest.mark.parametrize(
+    ("spec", "prompt"),
+    [
+        (_single("dog"), "una foto di un cane"),
+        (_single("backpack"), "una foto di uno zaino"),
+        (_single("skateboard"), "una foto di uno skateboard"),
+        (_single("orange"), "una foto di un'arancia"),
+        (_single("bench"), "una foto di una panchina"),
+        (_single("bench", "red", "colors"), "una foto di una panchina rossa"),
+        (_single("toothbrush", "white", "colors"), "una foto di uno spazzolino da denti bianco"),
+        (_single("baseball bat", "blue", "colors"), "una foto di una mazza da baseball blu"),
+        (_single("scissors", "white", "colors"), "una foto di un paio di forbici bianche"),
+        (_single("skis", "black", "colors"), "una foto di un paio di sci neri"),
+        (_single("orange", "brown", "colors"), "una foto di un'arancia marrone"),
+        (_pair("toaster", "oven"), "una foto di un tostapane e un forno"),
+        (_pair("car", "toothbrush", ("yellow", "orange")), "una foto di una macchina gialla e uno spazzolino da denti arancione"),
+        (_count("clock", 2), "una foto di due orologi"),
+        (_count("cow", 3), "una foto di tre mucche"),
+        (_count("baseball glove", 4), "una foto di quattro guantoni da baseball"),
+        (_position("teddy bear", "dog", "right of"), "una foto di un cane a destra di un orsacchiotto"),
+        (_position("couch", "bird", "left of"), "una foto di un uccello a sinistra di un divano"),
+        (_position("kite", "wine glass", "above"), "una foto di un bicchiere da vino sopra un aquilone"),
+        (_position("surfboard", "elephant", "below"), "una foto di un elefante sotto una tavola da surf"),
+    ],
+)
+def test_italian_prompts(spec: dict, prompt: str) -> None:
+    assert render(spec, "it") == prompt
