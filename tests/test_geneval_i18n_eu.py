@@ -10,7 +10,7 @@ import pytest
 
 from neobabel.eval.i18n import GENEVAL_COLORS, geneval_classes, geneval_specs, lexicon, render, render_metadata
 
-EU_LANGS = ("de", "fr", "es", "ru", "it")
+EU_LANGS = ("de", "fr", "es", "ru", "it", "nl")
 
 
 def _has_word(prompt: str, form: str) -> bool:
@@ -257,3 +257,37 @@ def test_russian_counting_uses_the_genitive_plural_not_the_nominative_paucal() -
 )
 def test_italian_prompts(spec: dict, prompt: str) -> None:
     assert render(spec, "it") == prompt
+
+
+# --- Dutch: after "een" the colour takes -e with de-words, stays bare with het-words ---
+
+@pytest.mark.parametrize(
+    ("spec", "prompt"),
+    [
+        (_single("bench"), "een foto van een bankje"),
+        (_single("bicycle", "red", "colors"), "een foto van een rode fiets"),
+        (_single("horse", "red", "colors"), "een foto van een rood paard"),
+        (_single("toilet", "blue", "colors"), "een foto van een blauw toilet"),
+        (_single("computer keyboard", "brown", "colors"), "een foto van een bruin toetsenbord"),
+        (_single("cell phone", "white", "colors"), "een foto van een witte mobiele telefoon"),
+        (_single("potted plant", "orange", "colors"), "een foto van een oranje potplant"),
+        (_pair("couch", "wine glass"), "een foto van een bank en een wijnglas"),
+        (_pair("skis", "airplane", ("green", "brown")), "een foto van een groene ski en een bruin vliegtuig"),
+        (_count("cow", 3), "een foto van drie koeien"),
+        (_count("clock", 2), "een foto van twee klokken"),
+        (_count("tv", 4), "een foto van vier televisies"),
+        (_position("teddy bear", "dog", "right of"), "een foto van een hond rechts van een teddybeer"),
+        (_position("toaster", "couch", "left of"), "een foto van een bank links van een broodrooster"),
+        (_position("kite", "wine glass", "above"), "een foto van een wijnglas boven een vlieger"),
+        (_position("airplane", "cow", "below"), "een foto van een koe onder een vliegtuig"),
+    ],
+)
+def test_dutch_prompts(spec: dict, prompt: str) -> None:
+    assert render(spec, "nl") == prompt
+
+
+def test_dutch_colour_inflects_by_article_for_every_class() -> None:
+    lex = lexicon("nl")
+    for cls, obj in lex["objects"].items():
+        colour = {"het": "zwart", "de": "zwarte"}[obj["g"]]
+        assert render(_single(cls, "black", "colors"), "nl") == f"een foto van een {colour} {obj['sg']}"
