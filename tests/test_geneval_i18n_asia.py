@@ -1,0 +1,91 @@
+"""m-GenEval prompts in zh, ja, ko, ar, hi, fa: the 553 GenEval specs render to grammatical
+prompts that name every count and colour in the language's own words."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from neobabel.eval.i18n import GENEVAL_COLORS, GENEVAL_RELATIONS, geneval_classes, lexicon, render, render_metadata
+
+ASIA = ("zh",)  # grows as languages land: ja, ko, ar, hi, fa
+
+
+def _spec(tag: str, *include: dict) -> dict:
+    return {"tag": tag, "include": list(include)}
+
+
+def _obj(cls: str, **kw) -> dict:
+    return {"class": cls, "count": 1, **kw}
+
+
+def _count(cls: str, n: int) -> dict:
+    return {"tag": "counting", "include": [{"class": cls, "count": n}], "exclude": [{"class": cls, "count": n + 1}]}
+
+
+def _pos(a: str, b: str, rel: str) -> dict:
+    return _spec("position", _obj(a), _obj(b, position=[rel, 0]))
+
+
+@pytest.mark.parametrize("lang", ASIA)
+def test_lexicon_covers_every_class_colour_number_and_relation(lang):
+    lex = lexicon(lang)
+    assert set(lex["objects"]) == set(geneval_classes())
+    assert set(lex["colors"]) == set(GENEVAL_COLORS)
+    assert set(lex["numbers"]) == {2, 3, 4}
+    assert set(lex["relations"]) == set(GENEVAL_RELATIONS)
+    assert all(lex["colors"][c] for c in GENEVAL_COLORS)
+    assert lex["note"]
+
+
+@pytest.mark.parametrize("lang", ASIA)
+def test_all_553_specs_render_distinct_prompts_naming_count_and_colour(lang):
+    lex = lexicon(lang)
+    rows = render_metadata(lang)
+    assert len(rows) == 553
+    prompts = [r["prompt"] for r in rows]
+    assert len(set(prompts)) == 553, "two different specs rendered to the same prompt"
+    for r in rows:
+        p = r["prompt"]
+        assert not re.search(r"[{}]|\s\s|^\s|\s$|[A-Za-z]", p), p
+        for item in r["include"]:
+            if "color" in item:
+                assert any(f in p for f in lex["colors"][item["color"]]), (item, p)
+            if r["tag"] == "counting":
+                assert any(f in p for f in lex["numbers"][item["count"]]), (item, p)
+
+
+# ---- Chinese -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "prompt"),
+    [
+        (_spec("single_object", _obj("bench")), "一张长椅的照片"),
+        (_spec("two_object", _obj("bench"), _obj("sports ball")), "一张长椅和一个球的照片"),
+        (_count("clock", 2), "两个时钟的照片"),
+        (_count("cat", 3), "三只猫的照片"),
+        (_count("banana", 4), "四根香蕉的照片"),
+        (_spec("colors", _obj("fire hydrant", color="blue")), "一个蓝色消防栓的照片"),
+        (_spec("colors", _obj("dog", color="white")), "一只白色的狗的照片"),
+        (_pos("teddy bear", "dog", "right of"), "一只狗在一只泰迪熊右边的照片"),
+        (_pos("sink", "tie", "above"), "一条领带在一个水槽上方的照片"),
+        (
+            _spec("color_attr", _obj("wine glass", color="purple"), _obj("apple", color="black")),
+            "一个紫色葡萄酒杯和一个黑色苹果的照片",
+        ),
+    ],
+)
+def test_zh_exact_prompts(spec, prompt):
+    assert render(spec, "zh") == prompt
+
+
+@pytest.mark.parametrize(
+    ("cls", "counted"),
+    [("car", "两辆汽车"), ("horse", "两匹马"), ("cow", "两头牛"), ("book", "两本书"), ("airplane", "两架飞机"),
+     ("tie", "两条领带"), ("chair", "两把椅子"), ("cell phone", "两部手机"), ("toothbrush", "两支牙刷")],
+)
+def test_zh_counts_through_each_class_measure_word_with_liang(cls, counted):
+    # 两, never 二, before a measure word; the measure word is the class's own.
+    assert render(_count(cls, 2), "zh") == f"{counted}的照片"
