@@ -9,7 +9,7 @@ import pytest
 
 from neobabel.eval.i18n import GENEVAL_COLORS, GENEVAL_RELATIONS, geneval_classes, lexicon, render, render_metadata
 
-ASIA = ("zh",)  # grows as languages land: ja, ko, ar, hi, fa
+ASIA = ("zh", "ja")  # grows as languages land: ko, ar, hi, fa
 
 
 def _spec(tag: str, *include: dict) -> dict:
@@ -89,3 +89,34 @@ def test_zh_exact_prompts(spec, prompt):
 def test_zh_counts_through_each_class_measure_word_with_liang(cls, counted):
     # 两, never 二, before a measure word; the measure word is the class's own.
     assert render(_count(cls, 2), "zh") == f"{counted}的照片"
+
+
+# ---- Japanese ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "prompt"),
+    [
+        (_spec("single_object", _obj("bench")), "ベンチの写真"),
+        (_spec("two_object", _obj("bench"), _obj("sports ball")), "ベンチとボールの写真"),
+        (_count("clock", 2), "二つの時計の写真"),
+        (_count("cat", 3), "三匹の猫の写真"),
+        (_count("car", 2), "二台の車の写真"),
+        (_count("person", 4), "四人の人物の写真"),
+        (_spec("colors", _obj("fire hydrant", color="blue")), "青い消火栓の写真"),
+        (_spec("colors", _obj("bus", color="green")), "緑色のバスの写真"),
+        (_pos("teddy bear", "dog", "right of"), "テディベアの右にいる犬の写真"),
+        (_pos("sink", "tie", "above"), "シンクの上にあるネクタイの写真"),
+        (
+            _spec("color_attr", _obj("wine glass", color="purple"), _obj("apple", color="black")),
+            "紫色のワイングラスと黒いリンゴの写真",
+        ),
+    ],
+)
+def test_ja_exact_prompts(spec, prompt):
+    assert render(spec, "ja") == prompt
+
+
+def test_ja_position_uses_iru_for_animals_and_aru_for_things():
+    for cls, verb in (("cat", "いる"), ("person", "いる"), ("giraffe", "いる"), ("cup", "ある"), ("bus", "ある")):
+        assert f"の左に{verb}" in render(_pos("bench", cls, "left of"), "ja"), cls
