@@ -9,7 +9,7 @@ import pytest
 
 from neobabel.eval.i18n import GENEVAL_COLORS, GENEVAL_RELATIONS, geneval_classes, lexicon, render, render_metadata
 
-ASIA = ("zh", "ja")  # grows as languages land: ko, ar, hi, fa
+ASIA = ("zh", "ja", "ko")  # grows as languages land: ar, hi, fa
 
 
 def _spec(tag: str, *include: dict) -> dict:
@@ -120,3 +120,40 @@ def test_ja_exact_prompts(spec, prompt):
 def test_ja_position_uses_iru_for_animals_and_aru_for_things():
     for cls, verb in (("cat", "いる"), ("person", "いる"), ("giraffe", "いる"), ("cup", "ある"), ("bus", "ある")):
         assert f"の左に{verb}" in render(_pos("bench", cls, "left of"), "ja"), cls
+
+
+# ---- Korean --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "prompt"),
+    [
+        (_spec("single_object", _obj("bench")), "벤치 사진"),
+        (_spec("two_object", _obj("bench"), _obj("sports ball")), "벤치와 공 사진"),
+        (_spec("two_object", _obj("sports ball"), _obj("bench")), "공과 벤치 사진"),
+        (_count("clock", 2), "시계 두 개 사진"),
+        (_count("cat", 3), "고양이 세 마리 사진"),
+        (_count("bus", 4), "버스 네 대 사진"),
+        (_count("person", 2), "사람 두 명 사진"),
+        (_count("book", 3), "책 세 권 사진"),
+        (_spec("colors", _obj("fire hydrant", color="blue")), "파란 소화전 사진"),
+        (_pos("teddy bear", "dog", "right of"), "곰 인형 오른쪽에 있는 개 사진"),
+        (_pos("sink", "tie", "above"), "싱크대 위에 있는 넥타이 사진"),
+        (
+            _spec("color_attr", _obj("wine glass", color="purple"), _obj("apple", color="black")),
+            "보라색 와인잔과 검은 사과 사진",
+        ),
+    ],
+)
+def test_ko_exact_prompts(spec, prompt):
+    assert render(spec, "ko") == prompt
+
+
+def test_ko_counts_use_native_numerals_and_never_the_sino_korean_ones():
+    for row in render_metadata("ko"):
+        if row["tag"] == "counting":
+            item = row["include"][0]
+            ctr = lexicon("ko")["objects"][item["class"]]["ctr"]
+            native = {2: "두", 3: "세", 4: "네"}[item["count"]]
+            assert row["prompt"].endswith(f" {native} {ctr} 사진"), row["prompt"]
+            assert not re.search(r"(^| )(이|삼|사|둘|셋|넷) ", row["prompt"]), row["prompt"]
