@@ -9,7 +9,7 @@ import pytest
 
 from neobabel.eval.i18n import GENEVAL_COLORS, GENEVAL_RELATIONS, geneval_classes, lexicon, render, render_metadata
 
-ASIA = ("zh", "ja", "ko")  # grows as languages land: ar, hi, fa
+ASIA = ("zh", "ja", "ko", "ar")  # grows as languages land: hi, fa
 
 
 def _spec(tag: str, *include: dict) -> dict:
@@ -157,3 +157,53 @@ def test_ko_counts_use_native_numerals_and_never_the_sino_korean_ones():
             native = {2: "두", 3: "세", 4: "네"}[item["count"]]
             assert row["prompt"].endswith(f" {native} {ctr} 사진"), row["prompt"]
             assert not re.search(r"(^| )(이|삼|사|둘|셋|넷) ", row["prompt"]), row["prompt"]
+
+
+# ---- Arabic --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "prompt"),
+    [
+        (_spec("single_object", _obj("bench")), "صورة لمقعد"),
+        (_spec("single_object", _obj("skateboard")), "صورة للوح تزلج"),
+        (_spec("two_object", _obj("bench"), _obj("sports ball")), "صورة لمقعد وكرة"),
+        (_count("clock", 2), "صورة لساعتين اثنتين"),
+        (_count("dog", 2), "صورة لكلبين اثنين"),
+        (_count("traffic light", 2), "صورة لإشارتي مرور اثنتين"),
+        (_count("clock", 3), "صورة لثلاث ساعات"),
+        (_count("dog", 3), "صورة لثلاثة كلاب"),
+        (_count("person", 4), "صورة لأربعة أشخاص"),
+        (_count("bus", 4), "صورة لأربع حافلات"),
+        (_spec("colors", _obj("fire hydrant", color="blue")), "صورة لصنبور إطفاء أزرق"),
+        (_spec("colors", _obj("car", color="red")), "صورة لسيارة حمراء"),
+        (_spec("colors", _obj("potted plant", color="green")), "صورة لنبتة خضراء في أصيص"),
+        (_pos("teddy bear", "dog", "right of"), "صورة لكلب على يمين دمية دب"),
+        (_pos("sink", "tie", "above"), "صورة لربطة عنق فوق حوض غسيل"),
+        (
+            _spec("color_attr", _obj("wine glass", color="purple"), _obj("apple", color="black")),
+            "صورة لكأس نبيذ بنفسجية وتفاحة سوداء",
+        ),
+        (
+            _spec("color_attr", _obj("chair", color="white"), _obj("cup", color="yellow")),
+            "صورة لكرسي أبيض وكوب أصفر",
+        ),
+    ],
+)
+def test_ar_exact_prompts(spec, prompt):
+    assert render(spec, "ar") == prompt
+
+
+@pytest.mark.parametrize("cls", sorted(geneval_classes()))
+def test_ar_numerals_and_colours_agree_with_each_class_gender(cls):
+    obj = lexicon("ar")["objects"][cls]
+    masc = obj["g"] == "m"
+    assert obj["g"] in ("m", "f")
+    # two: dual noun + same-gender numeral
+    assert render(_count(cls, 2), "ar").endswith("اثنين" if masc else "اثنتين")
+    # three/four: the numeral takes the opposite gender (ة on a masculine noun's numeral)
+    assert render(_count(cls, 3), "ar").startswith("صورة لثلاثة " if masc else "صورة لثلاث ")
+    assert render(_count(cls, 4), "ar").startswith("صورة لأربعة " if masc else "صورة لأربع ")
+    # colour adjectives: masculine or feminine form by the noun's gender
+    colour = render(_spec("colors", _obj(cls, color="red")), "ar")
+    assert ("أحمر" in colour) == masc and ("حمراء" in colour) == (not masc)
