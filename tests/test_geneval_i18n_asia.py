@@ -9,7 +9,7 @@ import pytest
 
 from neobabel.eval.i18n import GENEVAL_COLORS, GENEVAL_RELATIONS, geneval_classes, lexicon, render, render_metadata
 
-ASIA = ("zh", "ja", "ko", "ar")  # grows as languages land: hi, fa
+ASIA = ("zh", "ja", "ko", "ar", "hi")  # grows as languages land: fa
 
 
 def _spec(tag: str, *include: dict) -> dict:
@@ -211,3 +211,41 @@ def test_ar_numerals_and_colours_agree_with_each_class_gender(cls):
     # colour adjectives: masculine or feminine form by the noun's gender
     colour = render(_spec("colors", _obj(cls, color="red")), "ar")
     assert ("أحمر" in colour) == masc and ("حمراء" in colour) == (not masc)
+
+
+# ---- Hindi ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "prompt"),
+    [
+        (_spec("single_object", _obj("bench")), "एक बेंच की तस्वीर"),
+        (_spec("single_object", _obj("dog")), "एक कुत्ते की तस्वीर"),
+        (_spec("two_object", _obj("bench"), _obj("sports ball")), "एक बेंच और एक गेंद की तस्वीर"),
+        (_count("clock", 2), "दो घड़ियों की तस्वीर"),
+        (_count("dog", 3), "तीन कुत्तों की तस्वीर"),
+        (_count("tv", 4), "चार टीवी की तस्वीर"),
+        (_count("potted plant", 3), "गमलों में लगे तीन पौधों की तस्वीर"),
+        (_spec("colors", _obj("fire hydrant", color="blue")), "एक नीले फ़ायर हाइड्रेंट की तस्वीर"),
+        (_spec("colors", _obj("car", color="blue")), "एक नीली कार की तस्वीर"),
+        (_spec("colors", _obj("car", color="red")), "एक लाल कार की तस्वीर"),
+        (_spec("colors", _obj("potted plant", color="green")), "गमले में लगे एक हरे पौधे की तस्वीर"),
+        (_pos("teddy bear", "dog", "right of"), "एक टेडी बियर के दाईं ओर एक कुत्ते की तस्वीर"),
+        (_pos("sink", "tie", "above"), "एक सिंक के ऊपर एक टाई की तस्वीर"),
+        (
+            _spec("color_attr", _obj("wine glass", color="purple"), _obj("apple", color="black")),
+            "एक बैंगनी वाइन ग्लास और एक काले सेब की तस्वीर",
+        ),
+    ],
+)
+def test_hi_exact_prompts(spec, prompt):
+    assert render(spec, "hi") == prompt
+
+
+@pytest.mark.parametrize("cls", sorted(geneval_classes()))
+def test_hi_inflecting_colours_agree_with_each_class_gender(cls):
+    fem = lexicon("hi")["objects"][cls]["g"] == "f"
+    for colour, (masc_form, fem_form) in (("yellow", ("पीले", "पीली")), ("black", ("काले", "काली"))):
+        words = render(_spec("colors", _obj(cls, color=colour)), "hi").split()
+        assert (fem_form if fem else masc_form) in words
+        assert (masc_form if fem else fem_form) not in words
