@@ -9,7 +9,7 @@ import pytest
 
 from neobabel.eval.i18n import GENEVAL_COLORS, GENEVAL_RELATIONS, geneval_classes, lexicon, render, render_metadata
 
-ASIA = ("zh", "ja", "ko", "ar", "hi")  # grows as languages land: fa
+ASIA = ("zh", "ja", "ko", "ar", "hi", "fa")
 
 
 def _spec(tag: str, *include: dict) -> dict:
@@ -249,3 +249,41 @@ def test_hi_inflecting_colours_agree_with_each_class_gender(cls):
         words = render(_spec("colors", _obj(cls, color=colour)), "hi").split()
         assert (fem_form if fem else masc_form) in words
         assert (masc_form if fem else fem_form) not in words
+
+
+# ---- Persian -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "prompt"),
+    [
+        (_spec("single_object", _obj("bench")), "عکسی از یک نیمکت"),
+        (_spec("two_object", _obj("bench"), _obj("sports ball")), "عکسی از یک نیمکت و یک توپ"),
+        (_count("clock", 2), "عکسی از دو ساعت"),
+        (_count("cat", 3), "عکسی از سه گربه"),
+        (_count("person", 4), "عکسی از چهار نفر"),
+        (_spec("colors", _obj("bench", color="blue")), "عکسی از یک نیمکت آبی"),
+        (_spec("colors", _obj("cat", color="white")), "عکسی از یک گربه\u200cی سفید"),
+        (_spec("colors", _obj("pizza", color="yellow")), "عکسی از یک پیتزای زرد"),
+        (_spec("colors", _obj("knife", color="black")), "عکسی از یک چاقوی سیاه"),
+        (_spec("colors", _obj("cow", color="brown")), "عکسی از یک گاو قهوه\u200cای"),
+        (_pos("teddy bear", "dog", "right of"), "عکسی از یک سگ در سمت راست یک خرس عروسکی"),
+        (_pos("sink", "tie", "above"), "عکسی از یک کراوات بالای یک سینک"),
+        (
+            _spec("color_attr", _obj("wine glass", color="purple"), _obj("apple", color="black")),
+            "عکسی از یک جام شراب بنفش و یک سیب سیاه",
+        ),
+    ],
+)
+def test_fa_exact_prompts(spec, prompt):
+    assert render(spec, "fa") == prompt
+
+
+def test_fa_counts_keep_the_noun_singular():
+    lex = lexicon("fa")
+    for row in render_metadata("fa"):
+        if row["tag"] == "counting":
+            item = row["include"][0]
+            obj = lex["objects"][item["class"]]
+            assert row["prompt"] == f"عکسی از {lex['numbers'][item['count']][0]} {obj.get('counted', obj['n'])}"
+            assert not row["prompt"].endswith("ها"), row["prompt"]  # no plural suffix after a numeral
