@@ -226,6 +226,8 @@ def test_ar_numerals_and_colours_agree_with_each_class_gender(cls):
         (_count("dog", 3), "तीन कुत्तों की तस्वीर"),
         (_count("tv", 4), "चार टीवी की तस्वीर"),
         (_count("potted plant", 3), "गमलों में लगे तीन पौधों की तस्वीर"),
+        (_count("skis", 3), "तीन जोड़ी स्की की तस्वीर"),
+        (_spec("colors", _obj("skis", color="green")), "एक जोड़ी हरी स्की की तस्वीर"),
         (_spec("colors", _obj("fire hydrant", color="blue")), "एक नीले फ़ायर हाइड्रेंट की तस्वीर"),
         (_spec("colors", _obj("car", color="blue")), "एक नीली कार की तस्वीर"),
         (_spec("colors", _obj("car", color="red")), "एक लाल कार की तस्वीर"),

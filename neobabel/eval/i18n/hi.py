@@ -17,6 +17,9 @@ def render(spec: dict, lex: dict) -> str:
     def noun_phrase(item: dict) -> str:
         obj = lex["objects"][item["class"]]
         words = [lex["one"]]
+        if "pair" in obj:
+            # measure word between article and colour, as with shoes: एक जोड़ी लाल स्की
+            words.append(obj["pair"])
         if "color" in item:
             forms = lex["colors"][item["color"]]
             # inflecting colours have [masculine, feminine] oblique forms; invariable ones one
@@ -30,7 +33,9 @@ def render(spec: dict, lex: dict) -> str:
         body = f"{noun_phrase(inc[0])} और {noun_phrase(inc[1])}"
     elif tag == "counting":
         item = inc[0]
-        body = _with(lex["objects"][item["class"]]["pl"], lex["numbers"][item["count"]][0])
+        obj = lex["objects"][item["class"]]
+        numeral = lex["numbers"][item["count"]][0]
+        body = _with(obj["pl"], f"{numeral} {obj['pair']}" if "pair" in obj else numeral)
     elif tag == "position":
         # include[1] is placed relative to include[0]: "<A> के दाईं ओर <B>" (B at A's right).
         placed = inc[1]
