@@ -54,6 +54,11 @@ def test_all_553_specs_render_distinct_prompts_naming_count_and_colour(lang):
                 assert any(f in p for f in lex["colors"][item["color"]]), (item, p)
             if r["tag"] == "counting":
                 assert any(f in p for f in lex["numbers"][item["count"]]), (item, p)
+        # no colour word the spec does not ask for (e.g. a class name containing one);
+        # numbers get no such check: 三明治, गेंदों, کاسه hold a numeral inside a word
+        asked = {item.get("color") for item in r["include"]}
+        for colour, forms in lex["colors"].items():
+            assert colour in asked or not any(f in p for f in forms), (colour, p)
 
 
 # ---- Chinese -------------------------------------------------------------------------------
