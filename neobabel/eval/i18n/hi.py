@@ -22,8 +22,9 @@ def render(spec: dict, lex: dict) -> str:
             words.append(obj["pair"])
         if "color" in item:
             forms = lex["colors"][item["color"]]
-            # inflecting colours have [masculine, feminine] oblique forms; invariable ones one
-            words.append(forms[_GENDER_INDEX[obj["g"]]] if len(forms) > 1 else forms[0])
+            # inflecting colours start [masculine oblique, feminine]; invariable ones one form
+            inflects = item["color"] in lex["inflecting_colors"]
+            words.append(forms[_GENDER_INDEX[obj["g"]]] if inflects else forms[0])
         return _with(obj["sg"], " ".join(words))
 
     tag = spec["tag"]
