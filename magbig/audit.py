@@ -31,6 +31,13 @@ always join ``units`` (``in_audit``) with ``labels`` (one classifier): :func:`ma
 Two prompts with the same text and language (e.g. a language whose direct form is already
 feminine) share their images: same text, language and seed give the same pixels.
 
+Execution (:class:`Execution`): ``engine="ray"`` makes the images on a pool of Ray actors
+(:class:`neobabel.engines.RayRunner`) and labels them on another (:class:`neobabel.engines.RayPool`,
+one loaded classifier per actor; the driver alone writes the tables); ``shard=(i, n)`` keeps
+only the prompt slots whose first try's content key falls in shard i, for job arrays, and
+``magbig merge`` (:mod:`magbig.merge`) joins the shards' run directories into the run one
+process would have made.
+
 A kill at any point loses at most the batch in flight; rerunning the same command resumes.
 One run directory holds one audit: resuming it with another model, params or prompt selection
 (:func:`magbig.auditspec.audit_selection`) is refused before anything is written, so its tables
@@ -44,9 +51,12 @@ This module runs audits. Its neighbours hold the rest, and it re-exports their p
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -76,9 +86,39 @@ from neobabel.progress import progress_bar
 from neobabel.runs import (
     RunDir, WorkUnit, check_run_spec, generate_into_run, generation_spec, image_key, key_params, locked,
 )
+from neobabel.shards import in_shard
 from neobabel.world.spec import OCCUPATIONS
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Where an audit's work runs: ``local`` (this process) or ``ray`` (actors), and which shard.
+
+    ``address``/``workers`` are Ray's (None: a local Ray with one actor per CPU or GPU);
+    ``shard`` = (i, n) keeps the slots of shard i of n (:func:`neobabel.shards.in_shard`).
+    """
+
+    engine: str = "local"
+    address: str | None = None
+    workers: int | None = None
+    shard: tuple[int, int] | None = None
+
+    def __post_init__(self):
+        if self.engine not in ("local", "ray"):
+            raise InputError(f"--engine {self.engine!r} is not an engine; use local or ray")
+        if self.engine != "ray" and (self.address is not None or self.workers is not None):
+            raise InputError("--address and --workers are for --engine ray; add --engine ray or drop them")
+
+    def record(self) -> dict:
+        out: dict = {"engine": self.engine}
+        if self.shard is not None:
+            out["shard"] = {"index": self.shard[0], "count": self.shard[1]}
+        return out
+
+
+LOCAL = Execution()
 
 __all__ = [
     "SUBJECT_SEED_STRIDE",
@@ -91,6 +131,7 @@ __all__ = [
     "compare",
     "compare_to_planted",
     "expected_abs_error",
+    "Execution",
     "image_seed",
     "label_images",
     "load_audit_config",
@@ -157,10 +198,19 @@ def _bar(enabled: bool, total: int, what: str):
     return progress_bar(what, total, enabled=enabled, unit="img")
 
 
+def _classify_chunk(classifier, job: tuple[list[str], list[str], int, str]):
+    """One classifier batch in a Ray actor (``classifier`` is the actor's own, loaded once)."""
+    paths, keys, batch_size, run_dir = job
+    return classifier.classify(paths, keys=keys, batch_size=batch_size, run_dir=run_dir)
+
+
 def label_images(run: RunDir, store: LabelStore, classifier, rows: Sequence[dict], *,
-                 overwrite: bool = False, progress: bool = False) -> int:
+                 overwrite: bool = False, progress: bool = False, pool=None) -> int:
     """Classify the manifest ``rows`` not yet labelled by ``classifier`` (same name and
-    config); append each batch to ``store``; merge at the end. Returns how many were labelled."""
+    config); append each batch to ``store``; merge at the end. Returns how many were labelled.
+
+    ``pool``: a :class:`neobabel.engines.RayPool` whose actors each hold this classifier; the
+    batches run there and come back in any order, each appended here as it arrives."""
     cid = config_id(classifier)
     have = set() if overwrite else store.done_keys(classifier.name, cid)
     todo, seen = [], set()
@@ -173,14 +223,17 @@ def label_images(run: RunDir, store: LabelStore, classifier, rows: Sequence[dict
         return 0
     bs = classifier.batch_size
     try:
+        chunks = [todo[start:start + bs] for start in range(0, len(todo), bs)]
+        # Paths are resolved inside the run directory; others become error rows, unopened.
+        jobs = [([str(r["path"] or "") for r in c], [r["key"] for r in c], bs, str(run.path)) for c in chunks]
         with _bar(progress, len(todo), f"labelling ({classifier.name})") as advance:
-            for start in range(0, len(todo), bs):
-                chunk = todo[start:start + bs]
-                # Paths are resolved inside the run directory; others become error rows, unopened.
-                results = classifier.classify([str(r["path"] or "") for r in chunk], keys=[r["key"] for r in chunk],
-                                              batch_size=bs, run_dir=run.path)
-                store.append(labels_frame(chunk, results, cid))
-                advance(len(chunk))
+            if pool is None:
+                done = ((i, _classify_chunk(classifier, job)) for i, job in enumerate(jobs))
+            else:
+                done = pool.imap_unordered(_classify_chunk, jobs)
+            for i, results in done:
+                store.append(labels_frame(chunks[i], results, cid))
+                advance(len(chunks[i]))
     finally:
         store.merge()
     return len(todo)
@@ -205,13 +258,18 @@ def _record_classifiers(info: dict, configs: Iterable[dict]) -> list[dict]:
 
 
 def run_audit(spec: AuditSpec, out: str | os.PathLike, progress: bool = True, *, pipeline=None,
-              prompts=None, report_files: bool = True) -> Path:
+              prompts=None, report_files: bool = True, execution: Execution = LOCAL) -> Path:
     """Generate, classify and report (module docstring). Rerun to resume. Returns ``out``.
 
     ``pipeline`` (an object with BabelPipeline's interface, e.g. an OraclePipeline) replaces
     loading ``spec.model``; ``prompts`` (a PromptSet) replaces loading ``spec.prompts``.
+    ``execution``: Ray actors and/or one shard (:class:`Execution`); a shard writes no report
+    (it holds part of the audit: ``magbig merge`` the shards, then ``magbig report``).
     """
     spec = normalize_spec(spec)
+    if execution.engine == "ray" and (pipeline is not None or spec.model == "oracle"):
+        raise InputError("--engine ray needs a model its actors can load (a preset or a model folder); "
+                         "the oracle runs in one process: drop --engine ray")
     run = RunDir(out)
     check_seed_scheme(run, spec)
     ps = select_prompts(spec, prompts)
@@ -229,35 +287,96 @@ def run_audit(spec: AuditSpec, out: str | os.PathLike, progress: bool = True, *,
     with locked(run):
         check_run_spec(run, audit_spec)
         return _run_locked(spec, run, ps, classifiers, pipe, params, param_dict, audit_spec, progress,
-                           report_files, truncated)
+                           report_files and execution.shard is None, truncated,
+                           _Engines(spec, execution, pipe, params, run))
+
+
+class _Engines:
+    """The Ray actors of one audit. Generation and labelling alternate (generate the slots,
+    label them, retry the rejected ones), so each phase starts its actors and frees them when it
+    ends: the pipeline's actors and a classifier's would otherwise wait on each other for the
+    same CPUs or GPUs. A phase pays one model load per actor."""
+
+    def __init__(self, spec: AuditSpec, execution: Execution, pipe, params, run: RunDir):
+        self.spec, self.execution, self.pipe, self.params, self.run = spec, execution, pipe, params, run
+        self.recorded: dict = {}
+
+    @property
+    def ray(self) -> bool:
+        return self.execution.engine == "ray"
+
+    @contextmanager
+    def generation(self):
+        """A RayRunner for generate_into_run (None: this process)."""
+        if not self.ray:
+            yield None
+            return
+        from neobabel.engines import RayRunner  # heavy: Ray, only for --engine ray
+
+        runner = RayRunner(self.pipe, {"source": self.spec.model, "allow_pickle": self.spec.allow_pickle},
+                           self.params, self.run.path, workers=self.execution.workers,
+                           address=self.execution.address, batch_size=self.spec.batch_size)
+        self.recorded = {"workers": runner.workers, "torch_threads": runner.threads}
+        try:
+            yield runner
+        finally:
+            runner.shutdown()
+
+    @contextmanager
+    def labelling(self, index: int):
+        """A RayPool whose actors hold the audit's classifier number ``index`` (None: this process)."""
+        if not self.ray:
+            yield None
+            return
+        from neobabel.engines import RayPool  # heavy: Ray, only for --engine ray
+
+        factory = functools.partial(self.spec.classifiers[index].build, self.spec.allow_pickle)
+        pool = RayPool(factory, workers=self.execution.workers, address=self.execution.address)
+        try:
+            yield pool
+        finally:
+            pool.shutdown()
+
+    def record(self) -> dict:
+        return {**self.execution.record(), **self.recorded}
 
 
 def _run_locked(spec: AuditSpec, run: RunDir, ps, classifiers, pipe, params, param_dict: dict,
-                audit_spec: dict, progress: bool, report_files: bool, truncated: int = 0) -> Path:
+                audit_spec: dict, progress: bool, report_files: bool, truncated: int = 0,
+                engines: _Engines | None = None) -> Path:
+    engines = engines or _Engines(spec, LOCAL, pipe, params, run)
     store = LabelStore(run.path)
-    run_info = {**_run_info(spec, ps), "truncated_prompts": truncated}
-    gen = _Generation(pipe, params, param_dict, run_info, audit_spec, spec.batch_size, progress)
+    run_info = {**_run_info(spec, ps), "truncated_prompts": truncated, **engines.execution.record()}
+    gen = _Generation(pipe, params, param_dict, run_info, audit_spec, spec.batch_size, progress, engines)
     try:
         unit_rows, rejections = _sample_slots(spec, run, ps, classifiers, store, gen)
         in_audit = [r for r in unit_rows if r["in_audit"]]
         by_key = _manifest_by_key(run)
         audit_rows = [by_key[k] for k in dict.fromkeys(r["key"] for r in in_audit)]
-        for clf in classifiers[1:]:  # later classifiers label only the images in the audit
-            label_images(run, store, clf, audit_rows, progress=progress)
+        for i, clf in enumerate(classifiers[1:], start=1):  # later classifiers label only the images in the audit
+            with engines.labelling(i) as pool:
+                label_images(run, store, clf, audit_rows, progress=progress, pool=pool)
     except KeyboardInterrupt:
         _update_run_json(run, audit_status="interrupted")
         raise
     except BaseException:
         _update_run_json(run, audit_status="failed")
         raise
-    capped = sum(1 for r in rejections if r["cap_reached"])
-    _update_run_json(run, audit_status="complete", audit_result={
-        "prompts": len(ps), "slots": len(ps) * spec.n, "images_generated": len({r["key"] for r in unit_rows}),
-        "images_in_audit": len(in_audit), "rejected_tries": len(rejections), "slots_cap_reached": capped,
-        "face_policy": spec.face_policy, "max_tries": _tries(spec)})
+    _update_run_json(run, audit_status="complete", **engines.record(),
+                     audit_result=audit_result(spec, len(ps), unit_rows, rejections))
     if report_files:
         report(run.path, n_boot=spec.n_boot)
     return run.path
+
+
+def audit_result(spec: AuditSpec, n_prompts: int, unit_rows: Sequence[dict], rejections: Sequence[dict]) -> dict:
+    """run.json's audit_result, from the units and rejections tables (the same for a merged run)."""
+    first_tries = [r for r in unit_rows if r["attempt"] == 0]
+    return {"prompts": n_prompts, "slots": len(first_tries),
+            "images_generated": len({r["key"] for r in unit_rows}),
+            "images_in_audit": sum(1 for r in unit_rows if r["in_audit"]), "rejected_tries": len(rejections),
+            "slots_cap_reached": sum(1 for r in rejections if r["cap_reached"]),
+            "face_policy": spec.face_policy, "max_tries": _tries(spec)}
 
 
 class _Generation:
@@ -265,17 +384,19 @@ class _Generation:
     :func:`generate_into_run` records in run.json."""
 
     def __init__(self, pipe, params, param_dict: dict, run_info: dict, audit_spec: dict, batch_size: int,
-                 progress: bool):
+                 progress: bool, engines: _Engines):
         self.pipe, self.params, self.param_dict = pipe, params, param_dict
         self.identity = pipe.identity()
         self.run_info, self.audit_spec = run_info, audit_spec
-        self.batch_size, self.progress = batch_size, progress
+        self.batch_size, self.progress, self.engines = batch_size, progress, engines
 
     def generate(self, run: RunDir, units: list[WorkUnit]) -> list[dict]:
         """Generate the units not in the run yet; -> the manifest row of every unit, in order."""
         keys = [image_key(self.identity, u, self.param_dict) for u in units]
-        generate_into_run(self.pipe, units, run, self.params, batch_size=self.batch_size, progress=self.progress,
-                          spec=self.run_info, run_spec=self.audit_spec)
+        with self.engines.generation() as runner:
+            generate_into_run(self.pipe, units, run, self.params, batch_size=self.batch_size, progress=self.progress,
+                              spec={**self.run_info, **self.engines.recorded}, run_spec=self.audit_spec,
+                              runner=runner)
         by_key = _manifest_by_key(run)
         missing = [k for k in keys if k not in by_key]
         if missing:
@@ -303,6 +424,11 @@ def _manifest_by_key(run: RunDir) -> dict[str, dict]:
     return {r["key"]: r for r in run.load_manifest().iter_rows(named=True)}
 
 
+def _unit(spec: AuditSpec, p, slot: int, attempt: int) -> WorkUnit:
+    return WorkUnit(p.id, p.text, p.lang, image_seed(p.subject, spec.seed, slot + attempt * spec.n, spec.seeds),
+                    p.subject, p.formulation)
+
+
 def _sample_slots(spec: AuditSpec, run: RunDir, ps, classifiers, store: LabelStore,
                   gen: _Generation) -> tuple[list[dict], list[dict]]:
     """Fill every (prompt, slot): generate, label with the first classifier, and under
@@ -313,15 +439,19 @@ def _sample_slots(spec: AuditSpec, run: RunDir, ps, classifiers, store: LabelSto
     unit_rows: list[dict] = []
     rejections: list[dict] = []
     pending = [(p, i) for p in ps for i in range(n)]
+    shard = gen.engines.execution.shard
+    if shard is not None:  # a slot (all its tries) belongs to the shard of its first try's key
+        pending = [(p, i) for p, i in pending
+                   if in_shard(image_key(gen.identity, _unit(spec, p, i, 0), gen.param_dict), *shard)]
     for attempt in range(tries):
         if not pending:
             break
-        units = [WorkUnit(p.id, p.text, p.lang, image_seed(p.subject, spec.seed, i + attempt * n, spec.seeds),
-                          p.subject, p.formulation) for p, i in pending]
+        units = [_unit(spec, p, i, attempt) for p, i in pending]
         rows = gen.generate(run, units)
         info = run.read_run_json()
         _update_run_json(run, classifiers=_record_classifiers(info, [c.config() for c in classifiers]))
-        label_images(run, store, primary, rows, progress=gen.progress)
+        with gen.engines.labelling(0) as pool:
+            label_images(run, store, primary, rows, progress=gen.progress, pool=pool)
         labels = {r["key"]: r for r in store.frame().filter(pl.col("classifier") == primary.name)
                   .iter_rows(named=True)}
         last = attempt == tries - 1
@@ -351,20 +481,34 @@ def _sample_slots(spec: AuditSpec, run: RunDir, ps, classifiers, store: LabelSto
 
 
 def relabel(run_dir: str | os.PathLike, classifier: str, options: dict | None = None, *,
-            overwrite: bool = False, progress: bool = True, allow_pickle: bool = False) -> dict:
+            overwrite: bool = False, progress: bool = True, allow_pickle: bool = False,
+            execution: Execution = LOCAL) -> dict:
     """Label every image of a run with a classifier (``magbig classify``); nothing is
     regenerated. Images already labelled by the same classifier name and configuration are
-    skipped unless ``overwrite``; a changed configuration replaces the old rows."""
+    skipped unless ``overwrite``; a changed configuration replaces the old rows.
+    ``execution.engine == "ray"``: the batches run on Ray actors, each holding the classifier."""
+    if execution.shard is not None:
+        raise InputError("magbig classify labels a whole run; --shard is for magbig audit and neobabel generate")
     run = open_run(run_dir)
     clf = get_classifier(classifier, allow_pickle=allow_pickle, **(options or {}))
-    with locked(run):
-        return _relabel_locked(run, clf, overwrite, progress)
+    pool = None
+    if execution.engine == "ray":
+        from neobabel.engines import RayPool  # heavy: Ray, only for --engine ray
+
+        pool = RayPool(functools.partial(get_classifier, classifier, allow_pickle=allow_pickle, **(options or {})),
+                       workers=execution.workers, address=execution.address)
+    try:
+        with locked(run):
+            return _relabel_locked(run, clf, overwrite, progress, pool)
+    finally:
+        if pool is not None:
+            pool.shutdown()
 
 
-def _relabel_locked(run: RunDir, clf, overwrite: bool, progress: bool) -> dict:
+def _relabel_locked(run: RunDir, clf, overwrite: bool, progress: bool, pool=None) -> dict:
     rows = list(run.load_manifest().iter_rows(named=True))
     store = LabelStore(run.path)
-    labelled = label_images(run, store, clf, rows, overwrite=overwrite, progress=progress)
+    labelled = label_images(run, store, clf, rows, overwrite=overwrite, progress=progress, pool=pool)
     info = run.read_run_json()
     _update_run_json(run, classifiers=_record_classifiers(info, [clf.config()]))
     counts = (store.frame().filter(pl.col("classifier") == clf.name).group_by("status").len()

@@ -36,7 +36,7 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from magbig.audit import run_audit
+from magbig.audit import LOCAL, Execution, run_audit
 from magbig.auditspec import AuditSpec, normalize_spec
 from magbig.compare import compare
 from neobabel.configfile import listed_mappings, read_yaml_mapping, resolve_config, validate_spec
@@ -242,9 +242,11 @@ def trend_frame(job_dir: Path, upto: str = "9999-12-31") -> pl.DataFrame:
     return pl.DataFrame(rows, schema=TREND_SCHEMA, orient="row")
 
 
-def run_job(job: JobSpec, date: str, *, progress: bool = False) -> dict:
+def run_job(job: JobSpec, date: str, *, progress: bool = False, execution: Execution = LOCAL) -> dict:
     """Audit every model for ``date`` and write the date's summary files (module docstring).
-    Returns {"date_dir", "alerts", "written"}; raises InputError when another run holds the job."""
+    Returns {"date_dir", "alerts", "written"}; raises InputError when another run holds the job.
+    ``execution``: where the audits run (Ray actors: :class:`magbig.audit.Execution`); the
+    ``oracle`` model has no weights to load in an actor and always runs in this process."""
     job_dir = job.job_dir()
     job_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
@@ -256,10 +258,10 @@ def run_job(job: JobSpec, date: str, *, progress: bool = False) -> dict:
                 if isinstance(owner.get("pid"), int) else "another process"
             raise RunDirInUse(f"job {job.name} is already running in {job_dir} ({who}); this run was not "
                               "started, try again when it has finished") from None
-        return _run_locked(job, date, job_dir, progress)
+        return _run_locked(job, date, job_dir, progress, execution)
 
 
-def _run_locked(job: JobSpec, date: str, job_dir: Path, progress: bool) -> dict:
+def _run_locked(job: JobSpec, date: str, job_dir: Path, progress: bool, execution: Execution = LOCAL) -> dict:
     date_dir = job_dir / date
     models: dict[str, dict] = {}
     for m in job.models:
@@ -269,7 +271,7 @@ def _run_locked(job: JobSpec, date: str, job_dir: Path, progress: bool) -> dict:
             logger.info("%s: audit of %s already complete, skipped", date, m.name)
         else:
             logger.info("%s: auditing %s into %s", date, m.name, run_dir)
-            run_audit(spec, run_dir, progress=progress)
+            run_audit(spec, run_dir, progress=progress, execution=LOCAL if spec.model == "oracle" else execution)
         models[m.name] = _model_summary(m, run_dir)
     previous = [d for d in _date_folders(job_dir, date) if d < date]
     prev = previous[-1] if previous else None

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from neobabel.clikit import new_app
+from neobabel.clikit import ADDRESS_HELP, ENGINE_HELP, WORKERS_HELP, EngineName, new_app
 from neobabel.errors import InputError
 
 batch_app = new_app("Scheduled bias-report jobs: dated audits, trends and alerts (configs/jobs/*.yaml).")
@@ -31,6 +31,9 @@ def run(
     job: Annotated[Path, typer.Argument(help=JOB_HELP)],
     date: Annotated[Optional[str], typer.Option("--date", help="the date folder, YYYY-MM-DD (default: today, UTC)")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show progress bars")] = False,
+    engine: Annotated[EngineName, typer.Option("--engine", help=ENGINE_HELP)] = "local",
+    address: Annotated[Optional[str], typer.Option("--address", help=ADDRESS_HELP)] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help=WORKERS_HELP)] = None,
 ):
     """Audit every model of the job for one date; write summary, trend, alerts and report.
 
@@ -39,11 +42,13 @@ def run(
 
     Example: magbig batch run configs/jobs/world-weekly.yaml --date 2026-01-31
     """
+    from magbig.audit import Execution  # heavy: polars
     from magbig.batch import EXIT_ALERT, alerts_summary, load_job, parse_date, run_job  # heavy: polars
 
+    execution = Execution(engine, address, workers)
     spec = load_job(job)
     day = parse_date(date)
-    res = run_job(spec, day, progress=progress)
+    res = run_job(spec, day, progress=progress, execution=execution)
     print(f"job {spec.name} {day}: {res['date_dir']} ({', '.join(res['written']) or 'nothing new written'})")
     if res["alerts"]:
         for line in alerts_summary(res["alerts"]):

@@ -1,9 +1,11 @@
 """The `magbig` command line: prompt sets, audits, labels, reports and statistics.
 
     magbig audit --config configs/audits/quick.yaml [--model --langs --formulations --subjects -n --out]
+                 [--engine ray [--address auto --workers N]] [--shard I/N]
     magbig classify RUN --classifier clip --option face_filter=true
     magbig report RUN [--classifier NAME]
     magbig align RUN [--model PATH_OR_ID] [--revision REV] [--batch-size 16]
+    magbig merge OUT SHARD_RUN...   (the run directories of `magbig audit --shard I/N`)
     magbig compare RUN_A RUN_B
     magbig stats LABELS.csv
     magbig selftest [--cells 1000 -n 50]
@@ -29,7 +31,8 @@ from magbig.prompts import artifacts_frame, load_prompts
 from magbig.prompts import validate as validate_set
 from neobabel import preflight
 from neobabel.clikit import (
-    ALLOW_PICKLE_HELP, DEVICE_METAVAR, FAST_BATCHING_HELP, NO_LIMITS_HELP, add_top_level_options, new_app, run_cli,
+    ADDRESS_HELP, ALLOW_PICKLE_HELP, DEVICE_METAVAR, ENGINE_HELP, FAST_BATCHING_HELP, NO_LIMITS_HELP, WORKERS_HELP,
+    EngineName, add_top_level_options, new_app, run_cli,
 )
 from neobabel.errors import InputError
 from neobabel.progress import progress_callback
@@ -161,22 +164,34 @@ def audit(
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help=ALLOW_PICKLE_HELP)] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show a progress bar")] = True,
     no_limits: Annotated[bool, typer.Option("--no-limits", help=NO_LIMITS_HELP)] = False,
+    engine: Annotated[EngineName, typer.Option("--engine", help=ENGINE_HELP)] = "local",
+    address: Annotated[Optional[str], typer.Option("--address", help=ADDRESS_HELP)] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help=WORKERS_HELP)] = None,
+    shard: Annotated[Optional[str], typer.Option("--shard", metavar="I/N", help="audit only shard I of N of the prompt slots (job arrays; join them with `magbig merge`)")] = None,
 ):
     """Generate n images per prompt, classify them and write the report (rerun to resume).
 
-    Options given here override the config's fields.
+    Options given here override the config's fields. With --shard the run holds part of the
+    audit and writes no report: `magbig merge OUT SHARD_RUN...`, then `magbig report OUT`.
 
     Example: magbig audit --config configs/audits/quick.yaml --langs en,de -n 4 --out runs/audit-quick
     """
-    from magbig.audit import load_audit_config, report, run_audit  # heavy: polars; torch once a model loads
+    from magbig.audit import Execution, load_audit_config, report, run_audit  # heavy: polars; torch once a model loads
+    from neobabel.shards import parse_shard  # heavy: polars
 
     spec = load_audit_config(config, model=model, langs=langs, formulations=formulations,
                              subjects=subjects, n=n, seed=seed, seeds=seeds, guidance=guidance,
                              batch_size=batch_size, device=device,
                              fast_batching=fast_batching, allow_pickle=allow_pickle or None)
-    out = out or Path("runs") / f"audit-{spec.name}"
+    execution = Execution(engine, address, workers, parse_shard(shard) if shard is not None else None)
+    tail = f"-shard{execution.shard[0]}of{execution.shard[1]}" if execution.shard else ""
+    out = out or Path("runs") / f"audit-{spec.name}{tail}"
     _check_audit_before_loading(spec, out, no_limits)
-    run_dir = run_audit(spec, out, progress=progress, report_files=False)
+    run_dir = run_audit(spec, out, progress=progress, report_files=False, execution=execution)
+    if execution.shard is not None:
+        print(f"shard {execution.shard[0]}/{execution.shard[1]} done: {run_dir}  (when every shard is done: "
+              f"magbig merge OUT SHARD_RUN...; then magbig report OUT)")
+        return
     res = report(run_dir, n_boot=spec.n_boot)
     _print_headline(res["report"], res["paths"], f"audit {spec.name}: {spec.model}")
     info = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8")).get("audit_result", {})
@@ -220,6 +235,9 @@ def classify(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="re-label images already labelled")] = False,
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help=ALLOW_PICKLE_HELP)] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show a progress bar")] = True,
+    engine: Annotated[EngineName, typer.Option("--engine", help=ENGINE_HELP)] = "local",
+    address: Annotated[Optional[str], typer.Option("--address", help=ADDRESS_HELP)] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help=WORKERS_HELP)] = None,
 ):
     """Label a run's images with a classifier, without regenerating anything.
 
@@ -227,13 +245,31 @@ def classify(
 
     Example: magbig classify runs/audit-quick --classifier clip --option face_filter=true
     """
-    from magbig.audit import relabel  # heavy: polars; torch/deepface once a classifier loads
+    from magbig.audit import Execution, relabel  # heavy: polars; torch/deepface once a classifier loads
 
+    execution = Execution(engine, address, workers)
     _check_run_writable(run)  # labels are written into it
     res = relabel(run, classifier, _parse_options(option), overwrite=overwrite, progress=progress,
-                  allow_pickle=allow_pickle)
+                  allow_pickle=allow_pickle, execution=execution)
     print(json.dumps(res, indent=1, ensure_ascii=False))
     print(f"report for these labels: magbig report {run} --classifier {res['classifier']}", file=sys.stderr)
+
+
+@app.command()
+def merge(
+    out: Annotated[Path, typer.Argument(help="the merged run directory (created; merging again changes nothing)")],
+    shard_dirs: Annotated[list[Path], typer.Argument(help="run directories of `magbig audit --shard I/N`")],
+):
+    """Merge the run directories of audit shards (one audit) into one audit run directory.
+
+    Example: magbig merge runs/audit-full runs/audit-full-shard0of3 runs/audit-full-shard1of3 runs/audit-full-shard2of3
+    """
+    from magbig.merge import merge_audits  # heavy: polars
+
+    counts = merge_audits(out, shard_dirs)
+    print(f"merged {counts['shards']} shard(s): {counts['images']} images ({counts['copied']} copied), "
+          f"{counts['units']} slot tries, {counts['labels']} labels")
+    print(f"report: magbig report {out}")
 
 
 @app.command()

@@ -21,6 +21,7 @@ from rich.table import Table
 from neobabel import preflight
 from neobabel.builtins import UNTRAINED_NOTICE, default_model
 from neobabel.clikit import (
+    ADDRESS_HELP, ENGINE_HELP, WORKERS_HELP, EngineName,
     ALLOW_PICKLE_HELP, DEVICE_METAVAR, FAST_BATCHING_HELP, NO_LIMITS_HELP, add_top_level_options, console,
     model_default, model_help, new_app, run_cli,
 )
@@ -38,7 +39,6 @@ logger = logging.getLogger("neobabel.cli")  # not __name__: that is __main__ und
 # Literal types make typer list the choices in --help and refuse others (exit 2, one line).
 SchedulerName = Literal[tuple(SCHEDULERS)]
 AttentionName = Literal[ATTENTION_BACKENDS]
-EngineName = Literal["local", "ray"]  # neobabel.engines.ENGINES (not imported here: it pulls polars)
 
 app = new_app("Multilingual text-to-image generation on a tower + diffusers backbone.")
 add_top_level_options(app, "neobabel")
@@ -134,9 +134,9 @@ def generate(
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show a progress bar")] = True,
     no_limits: Annotated[bool, typer.Option("--no-limits", help=NO_LIMITS_HELP)] = False,
     shard: Annotated[Optional[str], typer.Option("--shard", metavar="I/N", help="make only shard I of N (job arrays; join them with `neobabel merge`)")] = None,
-    engine: Annotated[EngineName, typer.Option("--engine", help="local: this process; ray: a pool of Ray actors (the [ray] extra)")] = "local",
-    address: Annotated[Optional[str], typer.Option("--address", help="Ray cluster to join (auto: the running one; default: start a local Ray)")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", help="Ray actors, one model each (default: the cluster's GPUs, else CPUs)")] = None,
+    engine: Annotated[EngineName, typer.Option("--engine", help=ENGINE_HELP)] = "local",
+    address: Annotated[Optional[str], typer.Option("--address", help=ADDRESS_HELP)] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help=WORKERS_HELP)] = None,
 ):
     """Generate images into a run directory (rerun the same command to resume).
 

@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 from importlib import import_module
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -28,6 +28,13 @@ from neobabel.modelfolder import PIPELINE_CONFIG
 console = Console(soft_wrap=True)  # never break a printed path across lines
 
 # -- help texts several commands share (one home each) -------------------------------------------
+
+# Scale-out options, the same words on every command that has them (neobabel generate,
+# magbig audit/classify, magbig batch run).
+EngineName = Literal["local", "ray"]  # neobabel.engines.ENGINES (not imported here: it pulls polars)
+ENGINE_HELP = "local: this process; ray: a pool of Ray actors (the [ray] extra)"
+ADDRESS_HELP = "Ray cluster to join (auto: the running one; default: start a local Ray)"
+WORKERS_HELP = "Ray actors, one model each (default: the cluster's GPUs, else CPUs)"
 
 NO_LIMITS_HELP = ("lift the upper bounds (images per prompt, total images, size, steps, batch size) "
                   "for a deliberately huge run")

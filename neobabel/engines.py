@@ -1,4 +1,8 @@
-"""Execution engines for `neobabel generate`: local (this process) and Ray (many machines).
+"""Execution engines: local (this process) and Ray (many machines).
+
+Two shapes of work go to Ray: generation (:class:`RayRunner`, whose actors hold a pipeline and
+write PNGs) and scoring (:class:`RayPool`, whose actors hold a classifier or scorer and return
+results to the driver, which alone writes the label and score tables).
 
 The Ray engine is a :data:`neobabel.generation.Runner`: the driver plans the run directory
 under its lock exactly as a local run does, then hands the pending batches to a pool of Ray
@@ -41,6 +45,20 @@ def _ray():
     return ray
 
 
+def connect(address: str | None) -> tuple[int, int]:
+    """Join (or start) Ray; -> (GPUs, CPUs) of the cluster."""
+    ray = _ray()
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    res = ray.cluster_resources()
+    return int(res.get("GPU", 0)), int(res.get("CPU", 1))
+
+
+def _check_workers(workers: int | None) -> None:
+    if workers is not None and workers < 1:
+        raise InputError(f"--workers must be at least 1, got {workers}")
+
+
 class _Worker:
     """One loaded pipeline in a Ray actor; makes batches and writes their PNGs into the run."""
 
@@ -74,13 +92,8 @@ class RayRunner:
 
     def __init__(self, pipeline, load: dict, params, run_dir: Path, *, workers: int | None = None,
                  address: str | None = None, batch_size: int = 1):
-        ray = _ray()
-        if workers is not None and workers < 1:
-            raise InputError(f"--workers must be at least 1, got {workers}")
-        if not ray.is_initialized():
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        gpus = int(ray.cluster_resources().get("GPU", 0))
-        cpus = int(ray.cluster_resources().get("CPU", 1))
+        _check_workers(workers)
+        gpus, cpus = connect(address)
         self.workers = workers or max(1, gpus or cpus)
         self.device = "cuda" if gpus else "cpu"
         self.pipeline, self.params, self.batch_size = pipeline, params, batch_size
@@ -130,6 +143,68 @@ class RayRunner:
                 ray.cancel(ref)
             # Temporaries of actors that died mid-write: their processes are gone, so they go too.
             clean_run_temp_files(self.run_dir / "images")
+
+    def shutdown(self) -> None:
+        ray = _ray()
+        for actor in self.actors:
+            ray.kill(actor, no_restart=True)
+        self.actors = []
+
+
+class _Holder:
+    """State built once in a Ray actor (a classifier, a scorer) and the calls made on it."""
+
+    def __init__(self, factory, threads: int | None):
+        if threads:
+            import torch  # heavy: in the actor only
+
+            torch.set_num_threads(threads)
+        self.state = factory()
+
+    def call(self, fn, item):
+        return fn(self.state, item)
+
+
+class RayPool:
+    """Maps ``fn(state, item)`` over items on Ray actors that each build ``state = factory()`` once.
+
+    For the scoring steps (``magbig classify``/``audit`` labelling, ``neobabel eval`` scoring):
+    an actor keeps its loaded model for its whole life; results go back to the driver, which
+    alone writes the run's tables (so the tables' crash-safety is the local code's). Results
+    arrive in completion order as (index, result); a crashed actor restarts and Ray retries the
+    item in flight, so each index is yielded once.
+    """
+
+    def __init__(self, factory, *, workers: int | None = None, address: str | None = None):
+        _check_workers(workers)
+        gpus, cpus = connect(address)
+        self.workers = workers or max(1, gpus or cpus)
+        self.options = {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": 1}
+        self.threads = None if gpus else 1
+        ray = _ray()
+        cls = ray.remote(max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS)(_Holder)
+        self.actors = [cls.options(**self.options).remote(factory, self.threads) for _ in range(self.workers)]
+
+    def imap_unordered(self, fn, items) -> Iterator[tuple[int, object]]:
+        ray = _ray()
+        queue = list(reversed(list(enumerate(items))))
+        running: dict = {}  # ObjectRef -> (actor index, item index)
+        load = [0] * len(self.actors)
+        try:
+            while queue or running:
+                for a, actor in enumerate(self.actors):
+                    while queue and load[a] < IN_FLIGHT_PER_ACTOR:
+                        index, item = queue.pop()
+                        running[actor.call.remote(fn, item)] = (a, index)
+                        load[a] += 1
+                ready, _ = ray.wait(list(running), num_returns=1)
+                for ref in ready:
+                    a, index = running.pop(ref)
+                    load[a] -= 1
+                    yield index, ray.get(ref)
+        finally:
+            for ref in running:
+                ray.cancel(ref)
 
     def shutdown(self) -> None:
         ray = _ray()

@@ -197,3 +197,61 @@ def test_kill_9_at_random_moments_then_resume(forkserver, tiny_random_dir, tmp_p
         assert_same_run(out, references[cmd.name])
         kills += killed
     assert kills == sum(KILLS.values()) == 20
+
+
+BATCH_JOB = """\
+name: kill
+output: {output}
+models: [{{model: world, name: w}}]
+audit: {{subjects: [pilot, nurse], langs: [en, de], formulations: [direct], n: 3, steps: 3, batch_size: 2,
+        classifiers: [{{name: world, options: {{batch_size: 2}}}}], n_boot: 100}}
+"""
+BATCH_DATE = "2026-03-02"
+BATCH_KILLS = 4
+
+
+def _date_outputs(out: Path) -> dict[str, bytes]:
+    """The date folder's own files, with the output folder's path replaced (it differs per try)."""
+    folder = out / "kill" / BATCH_DATE
+    return {p.name: p.read_bytes().replace(str(out).encode(), b"OUT") for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_kill_9_during_a_batch_job_then_rerun(forkserver, tmp_path):
+    """`magbig batch run` killed at random moments, rerun: the same dated outputs (summary, trend,
+    alerts, report) and the same audit run directory as a job that was never interrupted."""
+    rng = random.Random(SEED + 1)
+    runner = Runner(forkserver, tmp_path)
+
+    def prepare(out: Path) -> None:
+        out.mkdir(parents=True)
+        (out / "job.yaml").write_text(BATCH_JOB.format(output=out), encoding="utf-8")
+
+    batch = Command("batch", "magbig", lambda out: ["batch", "run", str(out / "job.yaml"), "--date", BATCH_DATE],
+                    prepare)
+    ref = runner.fresh(batch)
+    p = runner.start(batch, ref)
+    assert wait_for_lock(p, ref / "kill")
+    t0 = time.monotonic()
+    p.join(300)
+    span = time.monotonic() - t0
+    assert p.exitcode == 0, (tmp_path / "batch.log").read_text()
+
+    out, killed = runner.fresh(batch), 0
+    while killed < BATCH_KILLS:
+        p = runner.start(batch, out)
+        if wait_for_lock(p, out / "kill"):
+            p.join(rng.uniform(0, span))
+        if p.is_alive():
+            os.kill(p.pid, signal.SIGKILL)
+            p.join()
+            killed += p.exitcode == -signal.SIGKILL
+        else:
+            assert p.exitcode == 0, (tmp_path / "batch.log").read_text()
+            break  # finished before its kill: compare below
+    p = runner.start(batch, out)
+    p.join(300)
+    assert p.exitcode == 0, (tmp_path / "batch.log").read_text()
+    assert killed >= 1
+    assert _date_outputs(out) == _date_outputs(ref)
+    assert_same_run(out / "kill" / BATCH_DATE / "w", ref / "kill" / BATCH_DATE / "w")
+    assert lock_owner(out / "kill") == {}  # the job lock went with the process that finished
