@@ -39,7 +39,13 @@ def _run_args() -> list[str]:
     if "run_args" in st.session_state:
         return list(st.session_state["run_args"])
     env = data.env_run_args()
-    return env if env else [a for a in sys.argv[1:] if a != "--"]
+    if env:
+        return env
+    # `streamlit run` sets sys.argv to [this script, *arguments]; anything else (AppTest under
+    # pytest) is some other program's command line.
+    if sys.argv and Path(sys.argv[0]).resolve() == Path(__file__).resolve():
+        return [a for a in sys.argv[1:] if a != "--"]
+    return []
 
 
 def _fmt(x, d: int = 3) -> str:
