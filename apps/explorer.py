@@ -251,13 +251,14 @@ def view_images(ctx) -> None:
             st.warning("image not shown")
             st.text(str(e))
             return
-        st.image(blob)
+        left, right = st.columns([1, 2])
+        left.image(blob, width=320)
         try:
             meta = data.png_info(blob)
         except Exception as e:  # a damaged PNG: the picture may still show, its metadata not
             meta = {"error": f"PNG metadata unreadable: {type(e).__name__}"}
-        st.text("PNG metadata (text chunks)")
-        st.json({"row": {k: r[k] for k in ("key", "prompt_id", "subject", "lang", "formulation", "seed", "text",
+        right.text("PNG metadata (text chunks)")
+        right.json({"row": {k: r[k] for k in ("key", "prompt_id", "subject", "lang", "formulation", "seed", "text",
                                           "label", "p_female", "status", "faces", "path")},
                  "png": meta}, expanded=True)
 
