@@ -27,9 +27,7 @@ from typing import NamedTuple
 import polars as pl
 import streamlit as st
 
-from magbig import stats
 from magbig.rundata import LABELS_FILE, UNITS_FILE, classifier_column_name
-from magbig.reporting import build_report
 from neobabel.errors import InputError
 from neobabel.runlock import LOCK_OWNER_NAME
 
@@ -317,6 +315,7 @@ def stats_groups(run_path: str, ident: tuple, classifier: str, f: Filters, n_boo
                  seed: int) -> list[dict]:
     """Exactly what `magbig stats LABELS --classifier C --n-boot N --seed S` prints for the
     filtered images (magbig.stats.summarize_labels_table)."""
+    from magbig import stats  # heavy: scipy; imported by the first page that needs it
     df = filtered(load_audit(run_path, ident, classifier), f)
     if df.height == 0:
         return []
@@ -329,6 +328,7 @@ def report_for(run_path: str, ident: tuple, classifier: str, f: Filters, n_boot:
     """The report's numbers (magbig.reporting.build_report) for the filtered images, with the
     run's alignment.parquet when present; None when the filter leaves nothing."""
     from magbig.alignment import alignment_for_report  # heavy: only where alignment is shown
+    from magbig.reporting import build_report  # heavy: matplotlib, scipy
 
     run = Path(run_path)
     df = filtered(load_audit(run_path, ident, classifier), f)
@@ -352,6 +352,7 @@ def report_for(run_path: str, ident: tuple, classifier: str, f: Filters, n_boot:
 def agreement(run_path: str, ident: tuple, classifiers: tuple[str, ...]) -> list[dict]:
     """Cohen's κ (magbig.stats.cohen_kappa) of every pair of classifiers on the images both
     labelled, with the share of matching labels."""
+    from magbig import stats  # heavy: scipy
     frames = {c: load_audit(run_path, ident, c).select("key", "label", "status") for c in classifiers}
     out = []
     for i, a in enumerate(classifiers):

@@ -25,8 +25,6 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
-from magbig.reporting.format import INTERVALS_NOTE, SCALES_NOTE
-from magbig.stats import per_prompt
 
 VIEWS = ["Overview", "Perceived-female share", "Neutral prompts", "Heatmap", "Images",
          "Classifier agreement", "Alignment", "Trends", "Downloads", "Methods"]
@@ -130,6 +128,8 @@ def view_shares(ctx) -> None:
                     "mean_abs_dev_raw", "mean_noise_floor", "exp_max_l1")
     st.dataframe(show, hide_index=True, key="shares_table")
     with st.expander("Per prompt (Wilson 95% intervals)"):
+        from magbig.stats import per_prompt  # heavy: scipy (loaded by the table above already)
+
         df = data.filtered(ctx.frame, ctx.filters)
         st.dataframe(per_prompt(df.select("subject", "lang", "formulation", "status", "label")),
                      hide_index=True, key="per_prompt_table")
@@ -358,6 +358,8 @@ def view_downloads(ctx) -> None:
 
 
 def view_methods() -> None:
+    from magbig.reporting.format import INTERVALS_NOTE, SCALES_NOTE  # heavy: the report package
+
     st.header("Methods: what each number means and how sure it is")
     st.markdown(f"""
 - **Scales.** {SCALES_NOTE}

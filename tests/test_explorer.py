@@ -353,8 +353,8 @@ def test_every_view_on_a_tiny_diffusion_model_run(monkeypatch, tiny, main):
 def test_magbig_explore_starts_streamlit_on_localhost(monkeypatch, runs, main):
     import subprocess
 
-    calls = []
-    monkeypatch.setattr(subprocess, "call", lambda cmd, **kw: calls.append(cmd) or 0)
+    calls, envs = [], []
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **kw: calls.append(cmd) or envs.append(kw["env"]) or 0)
     code, _, err = main("explore", runs["world"], runs["job"])
     assert code == 0, err
     cmd = calls[0]
@@ -362,6 +362,7 @@ def test_magbig_explore_starts_streamlit_on_localhost(monkeypatch, runs, main):
     assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"
     assert cmd[cmd.index("--server.headless") + 1] == "true"
     assert cmd[cmd.index("--") + 1:] == [str(runs["world"].resolve()), str(runs["job"].resolve())]
+    assert envs[0]["OMP_NUM_THREADS"] == os.environ.get("OMP_NUM_THREADS", "1")
     code, _, _ = main("explore", runs["world"], "--host", "0.0.0.0", "--port", "8600")
     assert calls[1][calls[1].index("--server.address") + 1] == "0.0.0.0"
     assert calls[1][calls[1].index("--server.port") + 1] == "8600"
