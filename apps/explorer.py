@@ -102,7 +102,8 @@ def _model_name(info: dict) -> str:
 
 def view_shares(ctx) -> None:
     st.header("Perceived-female share p̂ per language and formulation")
-    groups = data.stats_groups(*ctx.key, ctx.filters, ctx.n_boot, ctx.seed)
+    with st.spinner("Computing the statistics (magbig stats: cluster bootstrap)…"):
+        groups = data.stats_groups(*ctx.key, ctx.filters, ctx.n_boot, ctx.seed)
     if not groups:
         st.info("No labelled images match the filters.")
         return
@@ -220,7 +221,7 @@ def view_images(ctx) -> None:
     forms = sorted(df.filter((pl.col("subject") == subject) & (pl.col("lang") == lang))["formulation"]
                    .unique().to_list())
     form = c3.selectbox("formulation", forms, key="img_form")
-    rows = data.image_rows(df, subject, lang, form)
+    rows = data.image_rows(ctx.run.path, df, subject, lang, form)
     texts = rows["text"].unique(maintain_order=True).to_list()
     st.text("prompt: " + " | ".join("" if t is None else str(t) for t in texts))
     run = ctx.run.path
@@ -335,7 +336,7 @@ def view_downloads(ctx) -> None:
     st.header("Downloads")
     df = data.filtered(ctx.frame, ctx.filters)
     st.text(f"{df.height} labelled images in the filtered selection ({ctx.classifier})")
-    table = df.drop("path")
+    table = df
     st.download_button("filtered labels (CSV)", data.to_csv_bytes(table), file_name="labels-filtered.csv",
                        mime="text/csv", key="dl_csv")
     st.download_button("filtered labels (parquet)", data.to_parquet_bytes(table),
