@@ -203,6 +203,13 @@ def _describe_run(p: Path, name: str) -> RunSummary:
     if not (p / "generations.parquet").is_file():
         return RunSummary(p, name, False, f"{p} has no generations.parquet yet"
                           + (" (the run is still being written)" if writing else ""), writing, info)
+    for table in (UNITS_FILE, "generations.parquet"):
+        if (p / table).is_file():
+            try:  # the footer only: a truncated or foreign file fails here, cheaply
+                pl.read_parquet_schema(p / table)
+            except Exception as e:
+                return RunSummary(p, name, False, f"{p}: tables unreadable ({table}: {_first_line(e)})",
+                                  writing, info)
     try:
         names = _classifier_names(str(p), file_identity(*_label_files(p), p / "run.json"))
     except Exception as e:  # a truncated or foreign labels file: say so, keep the rest working

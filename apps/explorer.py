@@ -68,7 +68,13 @@ def view_overview(runs: list[data.RunSummary], jobs: list[data.JobDir]) -> None:
                "status": ("unusable" if not r.ok else "still being written" if r.writing else "complete"),
                "model": _model_name(r.run_info), "classifiers": ", ".join(r.classifiers)}
         if r.ok:
-            df = data.load_audit(str(r.path), data.audit_identity(r.path), r.classifiers[0])
+            try:
+                df = data.load_audit(str(r.path), data.audit_identity(r.path), r.classifiers[0])
+            except Exception as e:  # a truncated units/manifest table: this run only, the rest shows
+                r.ok, r.problem = False, f"{r.path}: tables unreadable ({data._first_line(e)})"
+                row["status"] = "unusable"
+                rows.append(row)
+                continue
             counts = dict(df.group_by("status").len().iter_rows())
             n = df.height
             found = counts.get("ok", 0) + counts.get("uncertain", 0)
@@ -79,7 +85,7 @@ def view_overview(runs: list[data.RunSummary], jobs: list[data.JobDir]) -> None:
                         "face_found_rate": found / n if n else None})
         rows.append(row)
     st.dataframe(pl.DataFrame(rows, infer_schema_length=None), hide_index=True, key="overview_table")
-    for r in runs:
+    for r in runs:  # after the table: loading may have found a run unusable
         if not r.ok:
             _problem("A folder could not be shown", r.problem or "")
         elif r.writing:
@@ -434,9 +440,14 @@ def main() -> None:
                   n_boot, seed, n_perm)
     if run.writing:
         st.warning("This run is still being written; its numbers may change on the next reload.")
-    {"Perceived-female share": view_shares, "Neutral prompts": view_neutral, "Heatmap": view_heatmap,
-     "Images": view_images, "Classifier agreement": view_agreement, "Alignment": view_alignment,
-     "Downloads": view_downloads}[view](ctx)
+    views = {"Perceived-female share": view_shares, "Neutral prompts": view_neutral, "Heatmap": view_heatmap,
+             "Images": view_images, "Classifier agreement": view_agreement, "Alignment": view_alignment,
+             "Downloads": view_downloads}
+    try:
+        views[view](ctx)
+    except Exception as e:  # bad data in one run breaks this view only; the sidebar and other views stay
+        _problem("This view could not be computed for this run.", f"{run.path}: {type(e).__name__}: "
+                 f"{data._first_line(e)}")
 
 
 if __name__ == "__main__":  # how `streamlit run` and AppTest execute this file

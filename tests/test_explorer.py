@@ -88,11 +88,17 @@ def close(a, b, tol=1e-12) -> bool:
 # -- overview and bad folders ----------------------------------------------------------------------
 
 def test_overview_lists_runs_jobs_and_refuses_a_non_run(monkeypatch, runs, tmp_path):
+    import shutil
+
     truncated = tmp_path / "truncated"
     R.world_run(truncated)
     raw = (truncated / "labels.parquet").read_bytes()
     (truncated / "labels.parquet").write_bytes(raw[: len(raw) // 2])
-    at = app(monkeypatch, runs["world"], runs["notarun"], truncated, runs["job"])
+    cut_units = tmp_path / "cut-units"
+    shutil.copytree(runs["world"], cut_units)
+    raw = (cut_units / "units.parquet").read_bytes()
+    (cut_units / "units.parquet").write_bytes(raw[: len(raw) // 3])
+    at = app(monkeypatch, runs["world"], runs["notarun"], truncated, cut_units, runs["job"])
     table = frame_with(at, "run", "status", "n_images", "face_found_rate")
     world = table[table["run"] == "world"].iloc[0]
     frame = A.audit_frame(runs["world"])
@@ -103,10 +109,13 @@ def test_overview_lists_runs_jobs_and_refuses_a_non_run(monkeypatch, runs, tmp_p
     assert set(table[table["run"] != "world"]["status"]) >= {"unusable"}
     shown = "\n".join(texts(at))
     assert "is not a run directory" in shown and str(runs["notarun"]) in shown
-    assert "labels unreadable" in shown
-    assert len(at.error) == 2  # one per unusable folder; the rest of the page still renders
+    assert "labels unreadable" in shown and f"{cut_units}: tables unreadable" in shown
+    assert len(at.error) == 3  # one per unusable folder; the rest of the page still renders
     jobs = frame_with(at, "job", "dates")
     assert jobs["dates"].tolist() == [3]
+    # the other views still work on the good run
+    at.sidebar.radio(key="view").set_value("Perceived-female share").run()
+    assert not at.exception and not at.error and "cut-units" not in at.sidebar.selectbox(key="run").options
 
 
 def test_a_run_still_being_written_is_marked(monkeypatch, runs, tmp_path):
