@@ -378,3 +378,38 @@ def test_magbig_explore_starts_streamlit_on_localhost(monkeypatch, runs, main):
     assert calls[1][calls[1].index("--server.port") + 1] == "8600"
     code, _, err = main("explore", "/no/such/run")
     assert code == 2 and "no such directory" in err
+
+
+def test_alignment_cost_beside_the_paired_tests_equals_the_report(monkeypatch, runs, tmp_path):
+    """With an alignment.parquet (`magbig align`'s table; cosines made up here) the neutral-prompt
+    view shows the report's paired alignment differences, and the Alignment view its means."""
+    import shutil
+
+    import numpy as np
+
+    from magbig.alignment import ALIGNMENT_COLUMNS
+
+    run = tmp_path / "aligned"
+    shutil.copytree(runs["world"], run)
+    units = pl.read_parquet(run / "units.parquet")
+    rng = np.random.default_rng(0)
+    own = 0.30 - 0.03 * (units["formulation"] == "indirect").to_numpy() + rng.normal(0, 0.01, units.height)
+    pl.DataFrame({
+        "key": units["key"], "prompt_id": units["prompt_id"], "subject": units["subject"], "lang": units["lang"],
+        "formulation": units["formulation"], "text": units["text"], "text_en": units["text"], "en_source": "builtin",
+        "clip_model": "tiny-clip", "clip_revision": "r0", "clip_cos_en": own - 0.01, "clip_cos_own": own,
+        "own_truncated": False, "en_truncated": False, "detail": None,
+    }, schema=ALIGNMENT_COLUMNS).write_parquet(run / "alignment.parquet")
+    A.report(run, n_boot=200)
+    want = json.loads((run / "summary.json").read_text())["alignment"]
+    at = app(monkeypatch, run, view="Neutral prompts", n_boot=200)
+    cost = frame_with(at, "metric", "mean_diff", "lang", "formulation")
+    assert len(cost) == len(want["vs_direct"]) == 4
+    by_key = {(r["metric"], r["lang"], r["formulation"]): r for r in want["vs_direct"]}
+    for _, row in cost.iterrows():
+        r = by_key[(row["metric"], row["lang"], row["formulation"])]
+        assert all(close(row[c], r[c]) for c in ("mean_diff", "diff_low", "diff_high", "p_value", "p_holm"))
+        assert row["mean_diff"] == pytest.approx(-0.03, abs=0.02)
+    at.sidebar.radio(key="view").set_value("Alignment").run()
+    means = frame_with(at, "mean_cos_own", "mean_cos_en")
+    assert sorted(means["mean_cos_own"].round(12)) == sorted(round(g["mean_cos_own"], 12) for g in want["groups"])
