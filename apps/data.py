@@ -32,9 +32,9 @@ from neobabel.errors import InputError
 from neobabel.runlock import LOCK_OWNER_NAME
 
 __all__ = [
-    "Filters", "JobDir", "RunSummary", "UnsafePath", "agreement", "alignment_scores", "discover",
-    "file_identity", "filtered", "image_rows", "kappa_table", "load_audit", "png_info",
-    "read_image_bytes", "report_for", "safe_path", "stats_groups", "to_csv_bytes",
+    "Filters", "JobDir", "RunSummary", "UnsafePath", "agreement", "alignment_scores", "audit_identity",
+    "discover", "env_run_args", "file_identity", "filtered", "first_line", "image_rows", "kappa_table", "load_audit",
+    "png_info", "read_image_bytes", "report_for", "safe_path", "scan_audit", "stats_groups", "to_csv_bytes",
     "to_parquet_bytes", "trend",
 ]
 
@@ -208,19 +208,19 @@ def _describe_run(p: Path, name: str) -> RunSummary:
             try:  # the footer only: a truncated or foreign file fails here, cheaply
                 pl.read_parquet_schema(p / table)
             except Exception as e:
-                return RunSummary(p, name, False, f"{p}: tables unreadable ({table}: {_first_line(e)})",
+                return RunSummary(p, name, False, f"{p}: tables unreadable ({table}: {first_line(e)})",
                                   writing, info)
     try:
         names = _classifier_names(str(p), file_identity(*_label_files(p), p / "run.json"))
     except Exception as e:  # a truncated or foreign labels file: say so, keep the rest working
-        return RunSummary(p, name, False, f"{p}: labels unreadable ({_first_line(e)})", writing, info)
+        return RunSummary(p, name, False, f"{p}: labels unreadable ({first_line(e)})", writing, info)
     if not names:
         return RunSummary(p, name, False, f"{p} has no labels yet; label it with "
                           f"`magbig classify {p} --classifier NAME`", writing, info)
     return RunSummary(p, name, True, None, writing, info, names)
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
     text = str(e).strip()
     return (text.splitlines()[0] if text else type(e).__name__)[:300]
 
@@ -291,7 +291,7 @@ def audit_identity(run: Path) -> tuple:
     return file_identity(*_label_files(run), run / UNITS_FILE, run / "generations.parquet", run / "run.json")
 
 
-@st.cache_resource(show_spinner=False, max_entries=32)
+@st.cache_resource(show_spinner=False, max_entries=8)  # ~100 MB per million rows: keep few
 def load_audit(run_path: str, ident: tuple, classifier: str) -> pl.DataFrame:
     """One classifier's audit frame of a run (cached per file identity; the identity is part of
     the key, ``run_path`` says where to read)."""

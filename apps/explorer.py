@@ -71,7 +71,7 @@ def view_overview(runs: list[data.RunSummary], jobs: list[data.JobDir]) -> None:
             try:
                 df = data.load_audit(str(r.path), data.audit_identity(r.path), r.classifiers[0])
             except Exception as e:  # a truncated units/manifest table: this run only, the rest shows
-                r.ok, r.problem = False, f"{r.path}: tables unreadable ({data._first_line(e)})"
+                r.ok, r.problem = False, f"{r.path}: tables unreadable ({data.first_line(e)})"
                 row["status"] = "unusable"
                 rows.append(row)
                 continue
@@ -427,7 +427,7 @@ def main() -> None:
         frame = data.load_audit(str(run.path), data.audit_identity(run.path), classifier)
     except Exception as e:  # a truncated parquet, a run mid-write: say so, keep the page
         _problem("This run's tables could not be read (truncated, or still being written).",
-                 f"{run.path}: {data._first_line(e)}")
+                 f"{run.path}: {data.first_line(e)}")
         return
     sb = st.sidebar
     subjects = sb.multiselect("occupations / traits", sorted(frame["subject"].unique().to_list()), key="f_subjects")
@@ -447,7 +447,7 @@ def main() -> None:
         views[view](ctx)
     except Exception as e:  # bad data in one run breaks this view only; the sidebar and other views stay
         _problem("This view could not be computed for this run.", f"{run.path}: {type(e).__name__}: "
-                 f"{data._first_line(e)}")
+                 f"{data.first_line(e)}")
 
 
 if __name__ == "__main__":  # how `streamlit run` and AppTest execute this file
