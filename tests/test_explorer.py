@@ -413,3 +413,26 @@ def test_alignment_cost_beside_the_paired_tests_equals_the_report(monkeypatch, r
     at.sidebar.radio(key="view").set_value("Alignment").run()
     means = frame_with(at, "mean_cos_own", "mean_cos_en")
     assert sorted(means["mean_cos_own"].round(12)) == sorted(round(g["mean_cos_own"], 12) for g in want["groups"])
+
+
+def test_label_parts_of_a_run_being_labelled_are_read_like_the_label_store(monkeypatch, runs, tmp_path):
+    """Parts under .labels-parts/ (a labelling pass in progress) join labels.parquet with the
+    label store's rule, the newest row per (key, classifier) wins; the page says it is being written."""
+    import shutil
+
+    from magbig.rundata import LabelStore
+
+    run = tmp_path / "labelling"
+    shutil.copytree(runs["world"], run)
+    labels = pl.read_parquet(run / "labels.parquet")
+    flipped = labels.filter(pl.col("classifier") == "world").head(10).with_columns(
+        pl.lit("ok").alias("status"), pl.lit("female").alias("label"), pl.lit(1.0).alias("p_female"))
+    (run / ".labels-parts").mkdir()
+    flipped.write_parquet(run / ".labels-parts" / "00000000000000000001-1-000001.parquet")
+    frame = data.load_audit(str(run), data.audit_identity(run), "world")
+    want = A.audit_frame(run, "world")  # through LabelStore.frame()
+    assert LabelStore(run).frame().height == labels.height
+    assert frame.sort("key").equals(want.sort("key").select(frame.columns))
+    assert frame.filter(pl.col("key").is_in(flipped["key"].to_list()))["label"].to_list() == ["female"] * 10
+    at = app(monkeypatch, run)
+    assert frame_with(at, "run", "status")["status"].tolist() == ["still being written"]
