@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
 
 # ATEN_CPU_CAPABILITY=avx2|avx512|default picks torch's kernel family for `make test-invariance`.
-.PHONY: install demo test test-invariance test-fast bench-cpu bench-gpu gpu-wheels clean
+.PHONY: install demo test test-invariance test-fast bench-cpu bench-gpu gpu-wheels clean browser-deps
 
 # torch is pinned in the same pip command as everything else (constraints.txt says
 # torch==2.13.0+cpu, a wheel on disk here); otherwise pip would pull a multi-GB CUDA build.
@@ -21,7 +21,18 @@ demo: install
 	$(BIN)/neobabel generate --prompts examples/demo_prompts.csv -n 2 --batch-size 4 --out $(DEMO_OUT)
 	@echo "demo images: $(DEMO_OUT)/images   manifest: $(DEMO_OUT)/generations.parquet"
 
-test: install
+# The explorer's browser test (tests/test_explorer_browser.py) drives Debian's chromium with
+# playwright; `playwright install` cannot download browsers here. Idempotent: nothing to do
+# when /usr/bin/chromium exists; without apt-get it says so and the test skips with the reason
+# (under CI=true a missing browser fails the test instead).
+browser-deps:
+	@if [ -x /usr/bin/chromium ]; then echo "browser-deps: /usr/bin/chromium present"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; \
+	else echo "browser-deps: apt-get not available; install chromium at /usr/bin/chromium for the browser test" >&2; fi
+
+test: install browser-deps
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 

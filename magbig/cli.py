@@ -10,6 +10,7 @@
     magbig stats LABELS.csv
     magbig selftest [--cells 1000 -n 50]
     magbig batch run|history JOB.yaml   (scheduled jobs: magbig/batchcli.py)
+    magbig explore RUN [RUN ...] [--host 127.0.0.1 --port 8501]   (the Streamlit audit explorer)
 
 Same exit-code contract as `neobabel` (2 bad input, 1 runtime failure, 130 interrupted).
 """
@@ -17,6 +18,7 @@ Same exit-code contract as `neobabel` (2 bad input, 1 runtime failure, 130 inter
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -471,6 +473,54 @@ def selftest(
         print("magbig: selftest: coverage outside the expected band", file=sys.stderr)
         return 1
     return 0
+
+
+def explorer_script() -> Path:
+    """apps/explorer.py: beside the magbig package, in a checkout (editable install) and in an
+    installed wheel alike (the wheel ships `apps` as a package next to `magbig`). Located by
+    path, never imported: apps sits above magbig."""
+    import importlib.util
+
+    import magbig
+
+    candidates = [Path(magbig.__file__).resolve().parent.parent / "apps" / "explorer.py"]
+    spec = importlib.util.find_spec("apps")  # a top-level lookup: imports nothing
+    if spec is not None and spec.submodule_search_locations:
+        candidates += [Path(p) / "explorer.py" for p in spec.submodule_search_locations]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise InputError("the audit explorer (apps/explorer.py) is not installed beside magbig; reinstall "
+                     "neobabel (pip install neobabel, or pip install -e . in a checkout)")
+
+
+@app.command()
+def explore(
+    runs: Annotated[list[Path], typer.Argument(help="audit run directories and/or job output folders")],
+    host: Annotated[str, typer.Option("--host", help="address to bind (127.0.0.1: this machine only)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="port (0: Streamlit's default, 8501)")] = 0,
+):
+    """Open the audit explorer (Streamlit) on one or more runs or scheduled-job folders.
+
+    Example: magbig explore runs/audit-quick runs/jobs/world-weekly --port 8502
+    """
+    import subprocess
+
+    missing = [str(r) for r in runs if not Path(r).is_dir()]
+    if missing:
+        raise InputError(f"{', '.join(missing)}: no such directory; pass run directories (magbig audit --out) "
+                         "or job folders (<output>/<job>)")
+    if not 0 <= port <= 65535:
+        raise InputError(f"--port {port} is not a port number; use 1-65535")
+    cmd = [sys.executable, "-m", "streamlit", "run", str(explorer_script()), "--server.address", host,
+           "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    if port:
+        cmd += ["--server.port", str(port)]
+    cmd += ["--", *(str(Path(r).resolve()) for r in runs)]
+    # One BLAS thread: the statistics solve many small systems, where threads only contend
+    # (4-6x slower on a busy 2-core machine); an explicit setting wins.
+    env = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **os.environ}
+    return subprocess.call(cmd, env=env)  # noqa: S603 (our own argv, no shell)
 
 
 def main() -> None:

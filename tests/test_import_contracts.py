@@ -27,7 +27,7 @@ def _lint(root: Path) -> subprocess.CompletedProcess:
 
 def _copy(tmp_path: Path) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "weights", "*.safetensors", "data")
-    for pkg in ("neobabel", "magbig"):
+    for pkg in ("neobabel", "magbig", "apps"):
         shutil.copytree(REPO / pkg, tmp_path / pkg, ignore=ignore, symlinks=True)
     shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
     return tmp_path
@@ -68,3 +68,12 @@ def test_an_upward_import_inside_neobabel_breaks_the_layers(tmp_path):
     assert res.returncode != 0
     assert "neobabel.languages -> neobabel.pipeline" in res.stdout
     assert _verdict(res.stdout, "neobabel's layers") == "BROKEN"
+
+
+def test_importing_the_explorer_from_magbig_breaks_the_apps_layer(tmp_path):
+    root = _copy(tmp_path)
+    _add_line(root / "magbig" / "cli.py", "import apps.data  # forbidden: magbig -> apps (apps sits on top)")
+    res = _lint(root)
+    assert res.returncode != 0
+    assert "magbig.cli -> apps.data" in res.stdout
+    assert _verdict(res.stdout, "apps (the explorer) sits on top") == "BROKEN"

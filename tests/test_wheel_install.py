@@ -86,3 +86,14 @@ def test_generate_and_quick_audit_run_outside_the_repo(wheel_python, tmp_path):
     by_name = _run(wheel_python, tmp_path, "-m", "magbig.cli", "audit", "--config", "quick", "--langs", "en",
                    "--subjects", "doctor", "-n", "1", "--out", "runs/audit-by-name", "--no-progress")
     assert by_name.returncode == 0, by_name.stderr
+
+
+def test_the_explorer_ships_in_the_wheel_and_magbig_explore_finds_it(wheel_python, tmp_path):
+    res = _run(wheel_python, tmp_path, "-c", "from magbig.cli import explorer_script; import magbig, sys; "
+               "print(explorer_script()); print(magbig.__file__); print('apps' in sys.modules)")
+    assert res.returncode == 0, res.stderr
+    script, magbig_file, imported = res.stdout.split()
+    assert str(REPO) not in script and Path(script).name == "explorer.py" and Path(script).is_file()
+    assert Path(script).parent.parent == Path(magbig_file).parent.parent  # apps/ beside magbig/
+    assert (Path(script).parent / "data.py").is_file()
+    assert imported == "False"  # located by path, not imported
