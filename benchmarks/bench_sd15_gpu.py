@@ -228,7 +228,7 @@ def build_native(settings: Settings, dtype: torch.dtype):
     pipe = StableDiffusionPipeline(
         vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
         scheduler=DPMSolverMultistepScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                                              algorithm_type="dpmsolver++"),
+                                              algorithm_type="dpmsolver++", steps_offset=1),
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
     pipe.set_progress_bar_config(disable=True)
@@ -393,6 +393,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     import diffusers
     import transformers
+
+    diffusers.utils.logging.set_verbosity_error()  # random weights: "keep in float32" notes are noise here
 
     from neobabel.backbones import set_attention_backend, xformers_available
     from neobabel.pipeline import BabelPipeline
