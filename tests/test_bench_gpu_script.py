@@ -144,3 +144,13 @@ def test_unknown_dtype_is_refused(tmp_path):
     with pytest.raises(SystemExit, match="unknown dtype 'fp8'"):
         _run(tmp_path, "--dtypes", "fp8")
     assert not (tmp_path / "bench.json").exists()
+
+
+def test_a_failing_configuration_is_recorded_and_the_rest_still_runs(tmp_path):
+    # A compile that fails (here: a backend torch does not know; on the GPU, say, an inductor
+    # error) is an error entry; the tower step after it still runs on the eager UNet.
+    _, report = _run(tmp_path, "--compile-backend", "no-such-backend")
+    assert [e["step"].split(":")[1].split()[0] for e in report["errors"]] == ["compile"]
+    assert report["complete"] is False and report["compile"] == {}
+    assert report["tower"]["float32"]["compiled_unet"] is False
+    assert report["goals"]["float32"][2]["value"] is not None  # tower overhead measured
