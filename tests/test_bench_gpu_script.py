@@ -51,7 +51,8 @@ def _run(tmp: Path, *args: str, out: Path | None = None) -> tuple[dict, dict]:
 @pytest.fixture(scope="module")
 def full(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bench-full")
-    returned, written = _run(tmp, out=tmp / "out")
+    # Two dtypes, as on the GPU (float16, bfloat16): the second reuses the first's choices.
+    returned, written = _run(tmp, "--dtypes", "float32,bfloat16", out=tmp / "out")
     return tmp, returned, written
 
 
@@ -62,20 +63,32 @@ def test_tiny_run_measures_every_configuration(full):
     # $OUT gets the same report the --json path got (the device tool brings $OUT back).
     assert json.loads((tmp / "out" / "bench_sd15_gpu.json").read_text()) == report
     assert report["runs"] == returned["runs"]
-    labels = {r["label"] for r in report["runs"]}
+    labels = {r["label"] for r in report["runs"] if r["dtype"] == "float32"}
     best_batch = report["summary"]["float32"]["best_batch"]
     assert {"bare+native+sdpa@b1", "ours+native+sdpa@b1", "ours+native+sdpa+channels_last@b1"} <= labels
     assert any(r["pipeline"] == "ours" and r["batch"] == 2 and not r["compiled"] for r in report["runs"])
     if best_batch != 1:
         assert f"bare+native+sdpa@b{best_batch}" in labels
-    compiled = [r for r in report["runs"] if r["compiled"] and not r["paired"]]
+    compiled = [r for r in report["runs"] if r["compiled"] and not r["paired"] and r["dtype"] == "float32"]
     assert len(compiled) == 1 and compiled[0]["batch"] == best_batch
-    pair = {r["mode"]: r for r in report["runs"] if r["paired"]}
+    pair = {r["mode"]: r for r in report["runs"] if r["paired"] and r["dtype"] == "float32"}
     assert set(pair) == {"native", "tower"} and pair["tower"]["compiled"] is True
     for run in report["runs"]:
         assert run["images_per_s"] > 0
         assert math.isclose(run["images_per_s"] * run["s_per_image"], 1.0, rel_tol=1e-2)
         assert run["peak_gib"] is None  # CPU: no allocator statistics; a number on the GPU
+
+
+def test_second_dtype_reuses_the_first_dtypes_choices(full):
+    _, _, report = full
+    first = report["summary"]["float32"]
+    best_first = next(r for r in report["runs"] if r["label"] == first["best"] and r["dtype"] == "float32")
+    second = [r for r in report["runs"] if r["dtype"] == "bfloat16" and r["pipeline"] == "ours" and not r["paired"]]
+    # one attention/layout (the first dtype's best), no second sweep: batch 1 and the best batch only
+    assert {(r["attention"], r["channels_last"]) for r in second} == {(best_first["attention"],
+                                                                       best_first["channels_last"])}
+    assert {r["batch"] for r in second} == {1, first["best_batch"]}
+    assert set(report["compile"]) == set(report["tower"]) == set(report["goals"]) == {"float32", "bfloat16"}
 
 
 def test_tiny_run_counts_flops_and_fractions(full):
