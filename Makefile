@@ -49,7 +49,7 @@ bench-gpu: install
 	$(BIN)/python benchmarks/bench_sd15_gpu.py
 
 # Wheels the lent GPU machine lacks (its Python 3.12 image has torch and transformers), for
-# benchmarks/gpu_world_train.sh; carried there as .whl/ (ignored by git).
+# benchmarks/gpu_world_train.sh and benchmarks/gpu_bench.sh; carried there as .whl/ (ignored by git).
 GPU_WHEELS := diffusers==0.42.1 pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 \
 	typing-inspection==0.4.5 importlib-metadata==10.2.0
 gpu-wheels:
