@@ -29,6 +29,7 @@ import streamlit as st
 
 from magbig.rundata import LABELS_FILE, UNITS_FILE, classifier_column_name
 from neobabel.errors import InputError
+from neobabel.rundir import PathOutsideRunError, resolve_in_run
 from neobabel.runlock import LOCK_OWNER_NAME
 
 __all__ = [
@@ -82,11 +83,10 @@ def safe_path(run: Path, rel: str | None) -> Path:
         raise UnsafePath(f"absolute path {text!r} refused: images must lie inside the run")
     if ".." in re.split(r"[\\/]", text):
         raise UnsafePath(f"path {text!r} climbs out with '..': refused")
-    root = run.resolve()
-    full = (root / p).resolve()
-    if not full.is_relative_to(root):
-        raise UnsafePath(f"path {text!r} resolves outside the run (a symlink out): refused")
-    return full
+    try:  # the run-directory contract's own confinement (symlinks followed), as every reader uses
+        return resolve_in_run(run, p)
+    except PathOutsideRunError:
+        raise UnsafePath(f"path {text!r} resolves outside the run (a symlink out): refused") from None
 
 
 def read_image_bytes(run: Path, rel: str | None) -> bytes:
