@@ -287,7 +287,7 @@ def world_eval(
     Example: neobabel world eval --model world -n 2 --per-task 4 --langs en,de --out runs/world-eval
     """
     from neobabel.pipeline import BabelPipeline  # heavy: torch + diffusers, only when a model loads
-    from neobabel.world.evaluate import evaluate, format_table  # heavy: polars
+    from neobabel.eval.world import evaluate, format_table  # heavy: polars
 
     lang_list = parse_langs(langs)
     for flag, value in (("-n", n), ("--per-task", per_task), ("--portrait-n", portrait_n)):
