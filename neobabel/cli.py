@@ -25,6 +25,7 @@ from neobabel.clikit import (
     model_default, model_help, new_app, run_cli,
 )
 from neobabel.errors import InputError
+from neobabel.evalcli import eval_app
 from neobabel.languages import LANGUAGE_CODES, LANGUAGES, normalize_lang, parse_langs
 from neobabel.modelfolder import ATTENTION_BACKENDS, SCHEDULERS
 from neobabel.progress import rate_text
@@ -218,6 +219,8 @@ def merge(
     print(f"merged {counts['shards']} shard(s): {counts['images']} images ({counts['copied']} copied), "
           f"{counts['rows']} manifest rows in {out}")
 
+
+app.add_typer(eval_app, name="eval")
 
 world_app = new_app("The synthetic Babel world: bias table, training, evaluation.")
 app.add_typer(world_app, name="world")
