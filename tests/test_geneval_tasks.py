@@ -125,3 +125,9 @@ def test_language_comes_from_the_line_the_argument_or_the_file_name(tmp_path):
     with pytest.raises(InputError, match="no 'lang' field"):
         tasks.load_metadata(g)
     assert tasks.load_metadata(g, lang="German")[0].lang == "de"
+
+
+def test_lexicon_check_names_an_unknown_colour():
+    spec = {"tag": "colors", "include": [{"class": "dog", "count": 1, "color": "dog"}]}
+    (problem,) = tasks.lexicon_problems([tasks.MetadataLine(521, "en", spec, "a photo of a dog dog")])
+    assert problem.startswith("line 521: unknown colour 'dog'")

@@ -227,6 +227,10 @@ def lexicon_problems(lines: list[MetadataLine], lang: str | None = None) -> list
                                     f"({'/'.join(forms)})")
             if "color" in req:
                 forms = _forms(lex["colors"], req["color"])
+                if not forms:  # e.g. NeoBabel's Persian line 521 asks for the colour "dog"
+                    problems.append(f"line {ln.line_no}: unknown colour {req['color']!r} (not one of the "
+                                    f"lexicon's {len(lex['colors'])} colours)")
+                    continue
                 if not any(f.casefold() in text for f in forms):
                     problems.append(f"line {ln.line_no}: prompt {ln.prompt!r} does not name the colour "
                                     f"{req['color']} ({'/'.join(forms)})")
