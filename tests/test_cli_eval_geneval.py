@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
+from PIL import Image
 
 from neobabel.eval.world import object_suite, world_geneval_suite
 from neobabel.world.render import render
@@ -127,3 +129,33 @@ def test_bad_option_values_are_one_line(cli, tmp_path):
     assert "threshold=1.5" in _one_line_error(code, err)
     code, _, err = cli("eval", "geneval", "--langs", "xx", "--out", str(tmp_path / "o"))
     assert "xx" in _one_line_error(code, err)
+
+
+def test_coco_folder_scored_with_tiny_mask2former_and_clip_through_the_cli(cli, tmp_path):
+    from magbig.testing import build_clip_model
+    from neobabel.eval.i18n import geneval_classes
+    from neobabel.eval.tasks import builtin_metadata
+    from neobabel.testing import build_tiny_mask2former
+
+    m2f = build_tiny_mask2former(tmp_path / "m2f", labels=geneval_classes())
+    clip = build_clip_model(tmp_path / "clip")
+    lines = builtin_metadata("en")
+    picked = [next(ln for ln in lines if ln.tag == t) for t in ("colors", "counting", "position")]
+    rng = np.random.default_rng(0)
+    for i, ln in enumerate(picked):
+        folder = tmp_path / "imgs" / f"{i:05d}"
+        (folder / "samples").mkdir(parents=True)
+        (folder / "metadata.jsonl").write_text(json.dumps(ln.to_json()))
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(folder / "samples" / "0000.png")
+    out = tmp_path / "out"
+    code, stdout, err = cli("eval", "geneval", "--images", str(tmp_path / "imgs"), "--vocab", "coco", "-n", "1",
+                            "--detector", "mask2former", "--detector-model", str(m2f), "--clip-model", str(clip),
+                            "--threshold", "0.0", "--counting-threshold", "0.0", "--out", str(out), "--no-progress")
+    assert code == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert "Mask2Former" in summary["backend"]["detector"] and summary["backend"]["reference"] is False
+    assert "CLIP" in summary["backend"]["color"] and summary["options"]["threshold"] == 0.0
+    assert summary["per_lang"]["en"]["images"] == 3 and summary["per_lang"]["en"]["failed_images"] == 0
+    scores = pl.read_parquet(out / "scores.parquet")
+    assert {"count", "color"} <= set(scores["check"].to_list())
+    assert set(scores["class"].drop_nulls().to_list()) <= set(geneval_classes())
