@@ -346,3 +346,12 @@ def test_scores_have_one_row_per_image_and_check():
     frame = ge.scores_frame(_rows("de", "counting", 0, [True, False]))
     assert frame.height == 4 and frame["key"].n_unique() == 2
     assert ge.image_table(frame).height == 2 and frame.schema["passed"] == pl.Boolean
+
+
+def test_two_prompts_sharing_one_image_are_both_counted():
+    rows = []
+    for pid, ok in (("colors/001", True), ("colors/002", False)):
+        fields = {"key": "same-image", "lang": "ko", "tag": "colors", "prompt_id": pid, "seed": 0}
+        rows += ge.decision_rows(fields, ge.ImageDecision(ok, "", (ge.Check(0, "count", "star", ">=1", "1", ok),)))
+    s = ge.summarize(ge.scores_frame(rows))["per_lang"]["ko"]
+    assert s["images"] == 2 and s["tasks"]["colors"]["score"] == 0.5 and s["prompts"] == 2

@@ -274,9 +274,11 @@ def scores_frame(rows: list[dict]) -> pl.DataFrame:
 
 
 def image_table(scores: pl.DataFrame) -> pl.DataFrame:
-    """One row per image (key, lang, tag, prompt_id, status, correct) from scores.parquet."""
-    return (scores.group_by("key", maintain_order=True)
-            .agg(pl.col("lang", "tag", "prompt_id", "status", "correct").first()))
+    """One row per scored image (key, lang, prompt_id, seed, tag, status, correct) from
+    scores.parquet. Two prompts with the same text, language and seed share one generated image
+    (one key); each is still scored and counted, as GenEval counts repeated metadata lines."""
+    return (scores.group_by("key", "lang", "prompt_id", "seed", maintain_order=True)
+            .agg(pl.col("tag", "status", "correct").first()))
 
 
 def summarize(scores: pl.DataFrame, tags: Sequence[str] = GENEVAL_TAGS) -> dict:
