@@ -18,7 +18,7 @@ import torch
 
 from neobabel.pipeline import BabelPipeline
 from neobabel.world import detect
-from neobabel.world.evaluate import object_suite, score_objects
+from neobabel.eval.world import object_suite, score_objects
 from neobabel.world.spec import TASKS, ObjectScene
 
 HELD_OUT_SEED = 99

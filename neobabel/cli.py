@@ -26,6 +26,7 @@ from neobabel.clikit import (
     model_default, model_help, new_app, run_cli,
 )
 from neobabel.errors import InputError
+from neobabel.evalcli import eval_app
 from neobabel.languages import LANGUAGE_CODES, LANGUAGES, normalize_lang, parse_langs
 from neobabel.modelfolder import ATTENTION_BACKENDS, SCHEDULERS
 from neobabel.progress import rate_text
@@ -219,6 +220,8 @@ def merge(
           f"{counts['rows']} manifest rows in {out}")
 
 
+app.add_typer(eval_app, name="eval")
+
 world_app = new_app("The synthetic Babel world: bias table, training, evaluation.")
 app.add_typer(world_app, name="world")
 
@@ -287,7 +290,7 @@ def world_eval(
     Example: neobabel world eval --model world -n 2 --per-task 4 --langs en,de --out runs/world-eval
     """
     from neobabel.pipeline import BabelPipeline  # heavy: torch + diffusers, only when a model loads
-    from neobabel.world.evaluate import evaluate, format_table  # heavy: polars
+    from neobabel.eval.world import evaluate, format_table  # heavy: polars
 
     lang_list = parse_langs(langs)
     for flag, value in (("-n", n), ("--per-task", per_task), ("--portrait-n", portrait_n)):

@@ -65,3 +65,42 @@ def build_tiny_babel(path: str | Path, family: str = "sd", adapter: str = "mlp",
         return build_tiny_tower_model(path, build_tiny_sdxl, family="sdxl", out_dim=64, pooled_dim=32,
                                       adapter=adapter, num_tokens=num_tokens, seed=seed)
     raise ValueError(f"family must be 'sd' or 'sdxl', not {family!r}")
+
+
+def build_tiny_mask2former(path: str | Path, labels: tuple[str, ...] = ("cat", "dog", "person"), seed: int = 0,
+                           num_queries: int = 8) -> Path:
+    """A tiny random Mask2Former (Swin backbone) + its PIL image processor, saved as a folder."""
+    # heavy: transformers, only when a model is built
+    from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation, Mask2FormerImageProcessorPil, SwinConfig
+
+    swin = SwinConfig(image_size=64, patch_size=4, embed_dim=32, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2],
+                      window_size=4, out_features=["stage1", "stage2", "stage3", "stage4"])
+    config = Mask2FormerConfig(
+        backbone_config=swin, feature_size=32, mask_feature_size=32, hidden_dim=32, encoder_feedforward_dim=32,
+        encoder_layers=1, decoder_layers=2, num_attention_heads=2, dim_feedforward=32, num_queries=num_queries,
+        id2label=dict(enumerate(labels)), label2id={c: i for i, c in enumerate(labels)})
+    torch.manual_seed(seed)
+    Mask2FormerForUniversalSegmentation(config).eval().save_pretrained(path)
+    Mask2FormerImageProcessorPil(size={"shortest_edge": 64, "longest_edge": 128}, size_divisor=32).save_pretrained(path)
+    return Path(path)
+
+
+def build_tiny_owlv2(path: str | Path, seed: int = 0) -> Path:
+    """A tiny random OWLv2 + its processor (CLIP tokenizer, PIL image processor), saved as a folder."""
+    # heavy: transformers, only when a model is built
+    from transformers import Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessorPil, Owlv2Processor
+
+    path = Path(path)
+    tok = build_clip_tokenizer(path / "_tok", model_max_length=16)
+    config = Owlv2Config(
+        text_config=dict(vocab_size=len(tok), hidden_size=32, intermediate_size=37, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=16, bos_token_id=tok.bos_token_id,
+                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id),
+        vision_config=dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=37, num_hidden_layers=1,
+                           num_attention_heads=2),
+        projection_dim=32)  # OWL's class head maps image embeddings to the text width
+    torch.manual_seed(seed)
+    Owlv2ForObjectDetection(config).eval().save_pretrained(path)
+    Owlv2Processor(image_processor=Owlv2ImageProcessorPil(size={"height": 32, "width": 32}), tokenizer=tok).save_pretrained(path)
+    _rmtree(path / "_tok")
+    return path

@@ -21,7 +21,7 @@ from neobabel.world import bias, detect
 from neobabel.world.bias import FEMININE_FORM_SHARE, build_table, load_table, planted_share
 from neobabel.world.captions import caption_for_task
 from neobabel.world.data import WorldDataConfig, WorldSampler, scene_caption
-from neobabel.world.evaluate import object_suite, score_objects, summarize
+from neobabel.eval.world import object_suite, score_objects, summarize
 from neobabel.world.render import render
 from neobabel.world.spec import COLORS, OCCUPATIONS, RELATIONS, SHAPES, TASKS, ObjectScene, sample_object_scene
 from neobabel.world.supervision import HEADS, caption_batch, caption_labels, masked_mean, pretrain_tower

@@ -1,34 +1,89 @@
-"""Evaluate a model on the Babel world with the exact detector (m-GenEval in miniature).
+"""The Babel world as an m-GenEval vocabulary, and the world benchmark (`neobabel world eval`).
 
-Object prompts: a fixed, seeded suite of scenes per GenEval task, captioned in each language
-with GenEval's wording (colours named only where GenEval names them). Portrait prompts: every
-(occupation, language, formulation) cell of the built-in MAGBIG set for the world's
-occupations. Images are generated into an ordinary run directory (resumable), then scored:
+The world's objects are the classes (its 5 shapes), its palette the colours (GenEval's 10),
+its relations GenEval's 4. A world scene becomes a GenEval spec (:func:`scene_spec`), its
+prompt is the world's caption in each language, and images are decided by the same rules
+engine as COCO m-GenEval (:mod:`neobabel.eval.geneval`), with the world's exact detector as
+the detection backend (:class:`WorldDetector`: confidence 1, objects largest first, exact
+colours).
 
-- single_object: the shape is present;  two_object: both shapes are present;
-- counting: exactly N of the shape;     colors: the shape is present in the named colour;
-- position: both present and the relation holds (GenEval's rule on the largest of each);
-- color_attr: shape 1 in colour 1 and shape 2 in colour 2 are present;
-- portraits: person found; occupation recognized (among found); presentation read.
+`neobabel world eval` (:func:`evaluate`) adds the portrait cells: every (occupation,
+language, formulation) of the built-in MAGBIG set for the world's occupations, scored as
+person found, occupation recognized, presentation read.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 from PIL import Image
 
+from neobabel.eval.geneval import GenEvalOptions, decide, keep_detections
 from neobabel.languages import LANGUAGE_CODES
 from neobabel.runs import (
     RunDir, WorkUnit, atomic_write_json, atomic_write_parquet, generate_into_run, resolve_in_run,
 )
+from neobabel.scorers.detection import Detection
 from neobabel.world import detect
 from neobabel.world.bias import load_table
 from neobabel.world.data import scene_caption
-from neobabel.world.spec import TASKS, ObjectScene, sample_object_scene
+from neobabel.world.spec import COLORS, RELATIONS, SHAPES, TASKS, ObjectScene, sample_object_scene
+
+#: The world's m-GenEval vocabulary.
+WORLD_CLASSES: tuple[str, ...] = SHAPES
+WORLD_COLORS: tuple[str, ...] = COLORS
+WORLD_RELATIONS: tuple[str, ...] = RELATIONS
+
+
+def scene_spec(scene: ObjectScene) -> dict:
+    """A world scene as a GenEval spec (GenEval's own forms for each task)."""
+    objs = scene.objects
+    one = lambda o, **kw: {"class": o.shape, "count": 1, **kw}  # noqa: E731
+    if scene.task in ("single_object",):
+        return {"tag": scene.task, "include": [one(objs[0])]}
+    if scene.task == "two_object":
+        return {"tag": scene.task, "include": [one(objs[0]), one(objs[1])]}
+    if scene.task == "counting":
+        n = len(objs)
+        return {"tag": "counting", "include": [{"class": objs[0].shape, "count": n}],
+                "exclude": [{"class": objs[0].shape, "count": n + 1}]}
+    if scene.task == "colors":
+        return {"tag": scene.task, "include": [one(objs[0], color=objs[0].color)]}
+    if scene.task == "color_attr":
+        return {"tag": scene.task, "include": [one(o, color=o.color) for o in objs]}
+    if scene.task == "position":
+        # world: objects[0] <relation> objects[1]; GenEval: include[1] <relation> include[0]
+        return {"tag": "position", "include": [one(objs[1]), one(objs[0], position=[scene.relation, 0])]}
+    raise ValueError(f"unknown world task {scene.task!r}")
+
+
+def reading_detections(reading: detect.Reading) -> list[Detection]:
+    """The exact detector's objects in the detection contract: confidence 1 (exact), largest
+    first (GenEval ranks by confidence; equal confidences keep this order), exact colours."""
+    objs = sorted(reading.objects, key=lambda o: -o.area)
+    return [Detection(o.shape or "unknown shape", 1.0, tuple(o.bbox), None, o.color) for o in objs]
+
+
+class WorldDetector:
+    """The world's exact detector as an m-GenEval detection backend."""
+
+    name = "world exact detector (neobabel.world.detect)"
+    reference = False
+    note = ("non-reference backend: the synthetic world's exact detector (its shapes and palette), "
+            "not GenEval's mmdet Mask2Former; colours are exact, not CLIP's")
+
+    def detect(self, images: Sequence[Any], labels: Sequence[str] | None = None) -> list[list[Detection]]:
+        return [reading_detections(detect.read_image(im)) for im in images]
+
+
+def world_colors(image: Any, detections: Sequence[Detection]) -> list[str]:
+    """The colour classifier for world images: the detector's exact colours."""
+    return [d.color or "" for d in detections]
 
 
 @dataclass(frozen=True)
@@ -52,6 +107,15 @@ def object_suite(per_task: int, langs: list[str], seed: int = 1234) -> list[Eval
     return out
 
 
+def world_geneval_suite(per_task: int, langs: list[str], seed: int = 1234) -> list[tuple[str, "MetadataLine"]]:
+    """The world's m-GenEval set: (prompt id, metadata line) for ``per_task`` scenes of each
+    task in each language (the scenes of :func:`object_suite`, GenEval specs, world captions)."""
+    from neobabel.eval.tasks import MetadataLine
+
+    return [(p.prompt_id, MetadataLine(i, p.lang, scene_spec(ObjectScene.from_dict(p.spec)), p.text))
+            for i, p in enumerate(object_suite(per_task, langs, seed), start=1)]
+
+
 def portrait_suite(langs: list[str], bias=None) -> list[EvalPrompt]:
     bias = bias or load_table()
     return [EvalPrompt(f"{c.occupation}/{c.lang}/{c.formulation}", "portrait", "portrait", c.lang, c.prompt,
@@ -59,23 +123,18 @@ def portrait_suite(langs: list[str], bias=None) -> list[EvalPrompt]:
             for c in bias.cells if c.lang in langs]
 
 
-def score_objects(reading: detect.Reading, scene: ObjectScene) -> bool:
-    objs = scene.objects
-    if scene.task == "single_object":
-        return detect.count_objects(reading, objs[0].shape) >= 1
-    if scene.task == "two_object":
-        return all(detect.count_objects(reading, o.shape) >= 1 for o in objs)
-    if scene.task == "counting":
-        return detect.count_objects(reading, objs[0].shape) == len(objs)
-    if scene.task == "colors":
-        found = detect.find_objects(reading, objs[0].shape)
-        return bool(found) and found[0].color == objs[0].color
-    if scene.task == "position":
-        return (all(detect.count_objects(reading, o.shape) >= 1 for o in objs)
-                and detect.relation_holds(reading, objs[0].shape, objs[1].shape, scene.relation))
-    if scene.task == "color_attr":
-        return all(detect.count_objects(reading, o.shape, o.color) >= 1 for o in objs)
-    raise ValueError(scene.task)
+def score_objects(reading: detect.Reading, scene: ObjectScene, options: GenEvalOptions = GenEvalOptions()) -> bool:
+    """GenEval's decision (the rules engine) for a world reading against its scene."""
+    spec = scene_spec(scene)
+    kept = keep_detections(reading_detections(reading), spec["tag"], options)
+    return decide(spec, kept, None, world_colors, options).correct
+
+
+def decide_scene(reading: detect.Reading, scene: ObjectScene, options: GenEvalOptions = GenEvalOptions()):
+    """The full decision (correct, reason, checks) for a world reading against its scene."""
+    spec = scene_spec(scene)
+    return decide(spec, keep_detections(reading_detections(reading), spec["tag"], options), None, world_colors,
+                  options)
 
 
 def evaluate(pipeline, out: str | Path, *, n: int = 4, per_task: int = 10, langs: list[str] | None = None,
@@ -109,7 +168,8 @@ def evaluate(pipeline, out: str | Path, *, n: int = 4, per_task: int = 10, langs
             reading = detect.read_image(im.convert("RGB"))
         row = {"key": r["key"], "prompt_id": p.prompt_id, "lang": p.lang, "task": p.task, "seed": r["seed"]}
         if p.kind == "objects":
-            row["correct"] = score_objects(reading, ObjectScene.from_dict(p.spec))
+            decision = decide_scene(reading, ObjectScene.from_dict(p.spec))
+            row.update(correct=decision.correct, reason=decision.reason)
         else:
             row.update(person_found=reading.person_found,
                        occupation_ok=reading.person_found and reading.occupation == p.spec["occupation"],
@@ -175,4 +235,6 @@ def format_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["evaluate", "summarize", "object_suite", "portrait_suite", "score_objects", "format_table"]
+__all__ = ["evaluate", "summarize", "object_suite", "portrait_suite", "score_objects", "decide_scene", "format_table",
+           "scene_spec", "reading_detections", "world_geneval_suite", "WorldDetector", "world_colors", "WORLD_CLASSES", "WORLD_COLORS",
+           "WORLD_RELATIONS"]
