@@ -17,7 +17,8 @@ from rich.table import Table
 from neobabel import preflight
 from neobabel.builtins import default_model
 from neobabel.clikit import (
-    ALLOW_PICKLE_HELP, DEVICE_METAVAR, FAST_BATCHING_HELP, NO_LIMITS_HELP, console, model_help, new_app,
+    ADDRESS_HELP, ALLOW_PICKLE_HELP, DEVICE_METAVAR, ENGINE_HELP, FAST_BATCHING_HELP, NO_LIMITS_HELP, WORKERS_HELP,
+    EngineName, console, model_help, new_app,
 )
 from neobabel.errors import InputError
 from neobabel.languages import parse_langs
@@ -41,6 +42,25 @@ FastBatchingOpt = Annotated[bool, typer.Option("--fast-batching", help=FAST_BATC
 AllowPickleOpt = Annotated[bool, typer.Option("--allow-pickle", help=ALLOW_PICKLE_HELP)]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="show a progress bar")]
 NoLimitsOpt = Annotated[bool, typer.Option("--no-limits", help=NO_LIMITS_HELP)]
+EngineOpt = Annotated[EngineName, typer.Option("--engine", help=ENGINE_HELP)]
+AddressOpt = Annotated[Optional[str], typer.Option("--address", help=ADDRESS_HELP)]
+WorkersOpt = Annotated[Optional[int], typer.Option("--workers", help=WORKERS_HELP)]
+
+
+def check_engine(engine: str, address: str | None, workers: int | None) -> None:
+    if engine != "ray" and (address is not None or workers is not None):
+        raise InputError("--address and --workers are for --engine ray; add --engine ray or drop them")
+
+
+def ray_runner_for(pipe, model: str | None, allow_pickle: bool, batch_size: int, address: str | None,
+                   workers: int | None):
+    """runner_for(params, run_dir) -> a RayRunner whose actors load the same model (generation)."""
+    from neobabel.engines import RayRunner  # heavy: Ray, only for --engine ray
+
+    def make(params, run_dir):
+        return RayRunner(pipe, {"source": model or default_model(), "allow_pickle": allow_pickle}, params, run_dir,
+                         workers=workers, address=address, batch_size=batch_size)
+    return make
 
 
 def check_common(*, n: int, batch_size: int, out: Path, device: str, n_prompts: int | None = None,
@@ -124,9 +144,13 @@ def geneval(
     allow_pickle: AllowPickleOpt = False,
     progress: ProgressOpt = True,
     no_limits: NoLimitsOpt = False,
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
+    workers: WorkersOpt = None,
 ):
     """m-GenEval: generate n images per prompt per language (resumable) and score them with
-    GenEval's rules; or score GenEval-layout images with --images DIR.
+    GenEval's rules; or score GenEval-layout images with --images DIR. --engine ray generates
+    and scores on Ray actors (one pipeline, then one detector each).
 
     Writes OUT/scores.parquet (one row per image x check), OUT/summary.json, OUT/geneval.html
     and OUT/geneval.md, and prints the language x task table.
@@ -149,7 +173,8 @@ def geneval(
     if vocab == "world" and (metadata is not None or repair):
         raise InputError("--metadata and --repair are for --vocab coco; the world's prompts are built in")
     check_common(n=n, batch_size=batch_size, out=out, device=device, no_limits=no_limits)
-    meta: dict = {"vocab": vocab, "images_per_prompt": n, "langs": lang_list}
+    check_engine(engine, address, workers)
+    meta: dict = {"vocab": vocab, "images_per_prompt": n, "langs": lang_list, "engine": engine}
     if images is not None:
         jobs = bm.read_geneval_folder(images, lang=lang_list[0], n=n, vocab=vocab)
         meta["source"] = {"images": str(images)}
@@ -175,13 +200,29 @@ def geneval(
                             clip_model=clip_model, device=device, allow_pickle=allow_pickle)
     if prompts is not None:
         pipe = load_pipeline(model, device, fast_batching, allow_pickle)
+        runner_for = (ray_runner_for(pipe, model, allow_pickle, batch_size, address, workers)
+                      if engine == "ray" else None)
         jobs, report = bm.generate_jobs(pipe, prompts, out, n=n, seed=seed, batch_size=batch_size, progress=progress,
                                         spec={"vocab": vocab, "langs": lang_list, "images_per_prompt": n,
-                                              "base_seed": seed})
+                                              "base_seed": seed, "engine": engine}, runner_for=runner_for)
         meta["source"] = {"model": model or default_model(), "generated": report.generated,
                           "seconds": round(report.seconds, 2)}
-    summary, scoring = bm.score_run(jobs, scorer, out, options=options, meta=meta, batch_size=score_batch_size,
-                                    progress=progress, title=f"{meta['source'].get('model', images)} ({vocab})")
+    pool = None
+    if engine == "ray":  # after generation: its actors are gone, so these get the CPUs/GPUs
+        import functools
+
+        from neobabel.engines import RayPool  # heavy: Ray, only for --engine ray
+
+        pool = RayPool(functools.partial(bm.load_scorer, detector, vocab, detector_model=detector_model,
+                                         detector_revision=detector_revision, clip_model=clip_model, device=device,
+                                         allow_pickle=allow_pickle), workers=workers, address=address)
+    try:
+        summary, scoring = bm.score_run(jobs, scorer, out, options=options, meta=meta, batch_size=score_batch_size,
+                                        progress=progress, title=f"{meta['source'].get('model', images)} ({vocab})",
+                                        pool=pool)
+    finally:
+        if pool is not None:
+            pool.shutdown()
     print_geneval_table(summary)
     if summary["failed_images"]:
         console.print(f"{summary['failed_images']} images missing or unreadable: counted as incorrect "

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -19,6 +20,7 @@ from neobabel.eval.scoring import ImageJob, ScoringReport, score_images
 from neobabel.eval.tasks import (
     builtin_metadata, by_lang, lexicon_problems, load_metadata, parse_metadata, require_aligned, spec_key,
 )
+from neobabel.progress import progress_bar
 from neobabel.runs import RunDir, WorkUnit, atomic_write_json, atomic_write_parquet, generate_into_run, resolve_in_run
 
 VOCABS = ("coco", "world")
@@ -73,14 +75,21 @@ def world_prompts(langs: Sequence[str], per_task: int, seed: int = 1234) -> list
 
 
 def generate_jobs(pipeline, prompts: Sequence[GenEvalPrompt], out: str | Path, *, n: int, seed: int = 0,
-                  batch_size: int = 8, progress: bool = True, spec: dict | None = None) -> tuple[list[ImageJob], Any]:
+                  batch_size: int = 8, progress: bool = True, spec: dict | None = None,
+                  runner_for: Callable | None = None) -> tuple[list[ImageJob], Any]:
     """Generate ``n`` images per prompt into the run directory (resumable), then one job per
-    wanted image (an image the manifest lacks is a job with no path: a counted failure)."""
+    wanted image (an image the manifest lacks is a job with no path: a counted failure).
+    ``runner_for(params, run_dir)``: an engine's runner (Ray actors) for the pending batches."""
     units = [WorkUnit(p.prompt_id, p.text, p.lang, seed + i, subject=p.spec["tag"]) for p in prompts for i in range(n)]
     run = RunDir(out)
     params = pipeline.resolve_params()
-    report = generate_into_run(pipeline, units, run, params, batch_size=batch_size, progress=progress,
-                               spec={"command": "eval geneval", **(spec or {})})
+    runner = runner_for(params, run.path) if runner_for is not None else None
+    try:
+        report = generate_into_run(pipeline, units, run, params, batch_size=batch_size, progress=progress,
+                                   spec={"command": "eval geneval", **(spec or {})}, runner=runner)
+    finally:
+        if runner is not None:
+            runner.shutdown()
     manifest = run.load_manifest()
     made = {(r["prompt_id"], r["lang"], r["text"], r["seed"]): r for r in manifest.iter_rows(named=True)}
     jobs = []
@@ -174,13 +183,41 @@ def load_scorer(detector: str, vocab: str, *, detector_model: str | None = None,
     return Scorer(det, colour, labels)
 
 
+def _score_chunk(scorer: Scorer, job: tuple) -> ScoringReport:
+    """One chunk of jobs scored in a Ray actor (``scorer``: the actor's own, loaded once)."""
+    jobs, options, batch_size = job
+    return score_images(jobs, scorer.detector, scorer.color_classifier, options, batch_size=batch_size,
+                        labels=scorer.labels)
+
+
+def score_on_pool(pool, jobs: Sequence[ImageJob], options: ge.GenEvalOptions, batch_size: int,
+                  progress: bool = True) -> ScoringReport:
+    """score_images on a :class:`neobabel.engines.RayPool` of scorers: chunks of whole batches,
+    rows put back in job order, so scores.parquet is the one this process would write."""
+    start = time.perf_counter()
+    step = max(1, batch_size) * 4
+    chunks = [list(jobs[i:i + step]) for i in range(0, len(jobs), step)]
+    done: dict[int, ScoringReport] = {}
+    with progress_bar("scoring", len(jobs), enabled=progress) as advance:
+        for i, part in pool.imap_unordered(_score_chunk, [(c, options, batch_size) for c in chunks]):
+            done[i] = part
+            advance(len(chunks[i]))
+    rows = [row for i in range(len(chunks)) for row in done[i].rows]
+    return ScoringReport(rows, len(jobs), sum(r.failed for r in done.values()), time.perf_counter() - start)
+
+
 def score_run(jobs: Sequence[ImageJob], scorer: Scorer, out: str | Path, *, options: ge.GenEvalOptions,
-              meta: dict, batch_size: int = 8, progress: bool = True, title: str = "") -> tuple[dict, ScoringReport]:
-    """Score the jobs; write scores.parquet, summary.json, geneval.html and geneval.md in ``out``."""
+              meta: dict, batch_size: int = 8, progress: bool = True, title: str = "",
+              pool=None) -> tuple[dict, ScoringReport]:
+    """Score the jobs; write scores.parquet, summary.json, geneval.html and geneval.md in ``out``.
+    ``pool``: Ray actors each holding a scorer (:func:`score_on_pool`) instead of ``scorer``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    report = score_images(list(jobs), scorer.detector, scorer.color_classifier, options, batch_size=batch_size,
-                          labels=scorer.labels, progress=progress)
+    if pool is not None:
+        report = score_on_pool(pool, list(jobs), options, batch_size, progress)
+    else:
+        report = score_images(list(jobs), scorer.detector, scorer.color_classifier, options, batch_size=batch_size,
+                              labels=scorer.labels, progress=progress)
     scores = ge.scores_frame(report.rows)
     summary = ge.summarize(scores)
     summary.update(backend=scorer.backend(), options=options.to_dict(), **meta)
@@ -194,5 +231,5 @@ def score_run(jobs: Sequence[ImageJob], scorer: Scorer, out: str | Path, *, opti
 
 __all__ = [
     "VOCABS", "DETECTORS", "GenEvalPrompt", "Scorer", "vocab_classes", "coco_prompts", "world_prompts",
-    "generate_jobs", "read_geneval_folder", "load_scorer", "score_run",
+    "generate_jobs", "read_geneval_folder", "load_scorer", "score_on_pool", "score_run",
 ]
