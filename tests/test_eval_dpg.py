@@ -167,3 +167,18 @@ def test_real_dpg_prompt_files_read_as_prompts():
     assert {it.item_id for it in items} == set(texts) and all(it.text == texts[it.item_id] for it in items)
     back = dpg.dpg_items_from_frame(dpg.dpg_frame(items))
     assert back == items
+
+
+def test_dangling_parents_are_ignored_and_counted_once_per_prompt(tmp_path):
+    csv = tmp_path / "d.csv"
+    csv.write_text(HEADER + "\n" + "\n".join([
+        'A,"a black cat",,2,1,attribute,color,"attribute - color (cat, black)",Is the cat black?',
+        'A,"a black cat",,3,0,entity,whole,entity - whole (dog),Is there a dog?',
+    ]) + "\n", encoding="utf-8")
+    items = dpg.read_dpg_csv(csv)
+    tiles = {("en", "A"): _tiles()}
+    answers = dpg.answer_items(items, tiles, TileAnswerer())
+    en = dpg.score_answers(items, answers).summary["per_lang"]["en"]
+    assert en["dangling_parents"] == 1 and en["failed_tiles"] == 0
+    # "Is the cat black?" keeps its raw answers (1, 1, 0, 1); the dog: (1, 1, 0, 1)
+    assert en["score"] == pytest.approx(75.0)

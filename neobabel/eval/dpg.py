@@ -426,7 +426,8 @@ def score_answers(items: Sequence[DpgItem], answers: pl.DataFrame, *, legacy: bo
                     dangling = 0
             else:
                 dep, dangling = apply_dependencies(item, raw)
-            dangling_total[lang] += dangling
+            if last_raw is None:  # once per prompt, not per tile
+                dangling_total[lang] += dangling
             for r in recs:
                 out_rows.append({**r, "score": dep[r["qid"]]})
             tile_scores.append(float(np.mean(list(dep.values()))))
