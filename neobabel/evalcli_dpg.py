@@ -186,6 +186,7 @@ def consistency(
     n: Annotated[int, typer.Option("-n", help="seeds per prompt")] = 4,
     out: Annotated[Path, typer.Option("--out", "-o", help="run directory")] = Path("runs/eval-consistency"),
     prompts: Annotated[int, typer.Option("--prompts", help="world prompts")] = 10,
+    images: Annotated[Optional[Path], typer.Option("--images", help="score images made elsewhere: <lang>/<prompt_id>_<seed>.png and <variant>/<lang>/... (variant: cs_en_first, cs_en_second)")] = None,
     encoders: Annotated[str, typer.Option("--encoders", help="comma-separated: clip, dinov2, world-parse")] = "clip,dinov2,world-parse",
     clip_model: Annotated[Optional[str], typer.Option("--clip-model", help="CLIP folder or cached hub id")] = None,
     dino_model: Annotated[Optional[str], typer.Option("--dino-model", help="DINOv2 folder or cached hub id")] = None,
@@ -221,31 +222,39 @@ def consistency(
         for kind, path in (("clip", clip_model), ("dinov2", dino_model)):
             if kind in wanted:  # loaded before any image is made: a missing model fails fast
                 embedders[kind] = load_embedder(kind, path, device=device).embed
-    plist = cons.world_consistency_prompts(prompts, lang_list, code_switch=code_switch)
-    preflight.check_units(len(plist), n, no_limits=no_limits)
-    from neobabel.runs import WorkUnit
-
-    units = [WorkUnit(f"{p.prompt_id}|{p.variant}", p.text, p.lang, seed, subject="consistency", formulation=p.variant)
-             for p in plist for seed in range(n)]
     started = time.perf_counter()
-    made = _generate(model, units, out, device, batch_size, progress,
-                     {"command": "eval consistency", "n": n, "langs": lang_list, "prompts": prompts})
-    image_list, rows = [], []
-    for p in plist:
-        for seed in range(n):
-            im = made.get((f"{p.prompt_id}|{p.variant}", p.lang, seed))
-            if im is None:
-                continue
-            rows.append({"prompt_id": p.prompt_id, "lang": p.lang, "variant": p.variant, "seed": seed,
-                         "image_index": len(image_list)})
-            image_list.append(im)
-    pairs = cons.pair_images(pl.DataFrame(rows, schema={"prompt_id": pl.String, "lang": pl.String, "variant": pl.String,
-                                                        "seed": pl.Int64, "image_index": pl.Int64}))
+    failed: list[str] = []
+    if images is not None:
+        table, image_list, failed = cons.read_image_folder(images)
+        table = table.filter(pl.col("lang").is_in(lang_list) | (pl.col("lang") == "en"))
+        n_units = table.height + len(failed)
+    else:
+        plist = cons.world_consistency_prompts(prompts, lang_list, code_switch=code_switch)
+        preflight.check_units(len(plist), n, no_limits=no_limits)
+        from neobabel.runs import WorkUnit
+
+        units = [WorkUnit(f"{p.prompt_id}|{p.variant}", p.text, p.lang, seed, subject="consistency",
+                          formulation=p.variant) for p in plist for seed in range(n)]
+        made = _generate(model, units, out, device, batch_size, progress,
+                         {"command": "eval consistency", "n": n, "langs": lang_list, "prompts": prompts})
+        image_list, rows = [], []
+        for p in plist:
+            for seed in range(n):
+                im = made.get((f"{p.prompt_id}|{p.variant}", p.lang, seed))
+                if im is None:
+                    continue
+                rows.append({"prompt_id": p.prompt_id, "lang": p.lang, "variant": p.variant, "seed": seed,
+                             "image_index": len(image_list)})
+                image_list.append(im)
+        table = pl.DataFrame(rows, schema={"prompt_id": pl.String, "lang": pl.String, "variant": pl.String,
+                                           "seed": pl.Int64, "image_index": pl.Int64})
+        n_units = len(units)
+    pairs = cons.pair_images(table)
     scores = cons.score_pairs(pairs, image_list, embedders, world_parse=cons.PARSE_ENCODER in wanted)
-    summary = {"metrics": cons.summarize(scores), "prompts": prompts, "seeds": n, "langs": lang_list,
-               "encoders": wanted, "pairs": pairs.height, "images": len(image_list),
-               "images_missing": len(units) - len(image_list), "seconds": round(time.perf_counter() - started, 2),
-               "anchor": "en", "code_switch": code_switch}
+    summary = {"metrics": cons.summarize(scores), "prompts": prompts if images is None else str(images),
+               "seeds": n, "langs": lang_list, "encoders": wanted, "pairs": pairs.height, "images": table.height,
+               "images_missing": n_units - table.height, "failed_files": failed[:50],
+               "seconds": round(time.perf_counter() - started, 2), "anchor": "en", "code_switch": code_switch}
     tables = []
     for metric, by_enc in summary["metrics"].items():
         encs = sorted(by_enc)
@@ -253,7 +262,7 @@ def consistency(
         tables.append({"title": metric, "header": ["lang", *encs], "rows": [
             [lang, *[(f"{by_enc[e][lang]['mean']:.3f} [{by_enc[e][lang]['lo']:.3f}, {by_enc[e][lang]['hi']:.3f}]"
                       if lang in by_enc[e] else "–") for e in encs]] for lang in lang_rows]})
-    facts = [("anchor", "English image, same prompt id and seed"), ("prompts", prompts), ("seeds", n),
+    facts = [("anchor", "English image, same prompt id and seed"), ("prompts", summary["prompts"]), ("seeds", n),
              ("encoders", ", ".join(wanted))]
     _write_outputs(out, scores.drop("en_index", "other_index"), summary, "Cross-lingual consistency", facts, tables)
     _print_tables(tables)

@@ -102,3 +102,23 @@ def test_consistency_world_with_tiny_encoders(tmp_path, monkeypatch, capsys):
     assert set(s["metrics"]["CLC"]) == {"clip", "dinov2", "world-parse"}
     assert s["metrics"]["CLC"]["clip"]["fr"]["prompts"] == 2
     assert "CLC" in stdout
+
+
+def test_consistency_on_images_made_elsewhere(tmp_path, monkeypatch, capsys):
+    from neobabel.world.dense import DenseScene, Group, render_dense
+
+    a = DenseScene((Group("circle", "red", 1), Group("square", "blue", 1)), "left of")
+    b = DenseScene((Group("star", "green", 1), Group("cross", "yellow", 1)), None)
+    img = tmp_path / "img"
+    for sub, scene in (("en", a), ("de", a), ("cs_en_first/de", b)):
+        (img / sub).mkdir(parents=True)
+        render_dense(scene, 0).save(img / sub / "p1_0.png")
+    (img / "de" / "p2_0.png").write_bytes(b"corrupt")
+    out = tmp_path / "o"
+    code, stdout, err = _run(monkeypatch, capsys, "consistency", "--images", img, "--encoders", "world-parse",
+                             "--out", out)
+    assert code == 0, err
+    s = json.loads((out / "summary.json").read_text())
+    assert s["metrics"]["CLC"]["world-parse"]["de"]["mean"] == 1.0
+    assert s["metrics"]["CSS-en-first"]["world-parse"]["de"]["mean"] == 0.0
+    assert s["failed_files"] == ["de/p2_0.png: UnidentifiedImageError"] and s["images_missing"] == 1

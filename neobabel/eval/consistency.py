@@ -24,10 +24,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from neobabel.errors import InputError
 from neobabel.eval.dpgworld import scene_caption, world_dpg_scenes
 from neobabel.languages import LANGUAGE_CODES
 from neobabel.world import detect
@@ -75,6 +77,46 @@ def pair_images(images: pl.DataFrame) -> pl.DataFrame:
     others = images.filter(~((pl.col("lang") == "en") & (pl.col("variant") == NATIVE)))
     return others.join(en, on=["prompt_id", "seed"], how="inner").select(
         "prompt_id", "seed", "lang", "variant", "en_index", pl.col("image_index").alias("other_index"))
+
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def read_image_folder(folder: str | Path) -> tuple[pl.DataFrame, list, list[str]]:
+    """Images made elsewhere: ``<folder>/<lang>/<prompt_id>_<seed>.png`` for each language's
+    own prompt (English included) and ``<folder>/<variant>/<lang>/<prompt_id>_<seed>.png`` for
+    the code-switched variants; a stem without ``_<seed>`` is seed 0.
+
+    Returns the image table for :func:`pair_images`, the images, and the files that failed to
+    open (counted, never silently dropped)."""
+    from PIL import Image
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"image folder {str(folder)!r} does not exist; pass a folder with <lang>/<prompt_id>_<seed>.png")
+    rows, images, failed = [], [], []
+    places = [(NATIVE, folder / lang, lang) for lang in LANGUAGE_CODES]
+    places += [(v, folder / v / lang, lang) for v in VARIANTS for lang in LANGUAGE_CODES]
+    for variant, d, lang in places:
+        if not d.is_dir():
+            continue
+        for f in sorted(d.iterdir()):
+            if f.suffix.lower() not in IMAGE_EXTENSIONS:
+                continue
+            stem, _, tail = f.stem.rpartition("_")
+            pid, seed = (stem, int(tail)) if stem and tail.isdigit() else (f.stem, 0)
+            try:
+                with Image.open(f) as im:
+                    images.append(im.convert("RGB"))
+            except Exception as exc:  # a corrupt file: one counted failure
+                failed.append(f"{f.relative_to(folder)}: {type(exc).__name__}")
+                continue
+            rows.append({"prompt_id": pid, "lang": lang, "variant": variant, "seed": seed,
+                         "image_index": len(images) - 1})
+    if not rows:
+        raise InputError(f"no images under {folder}; expected <lang>/<prompt_id>_<seed>.png (en/ as the anchor)")
+    schema = {"prompt_id": pl.String, "lang": pl.String, "variant": pl.String, "seed": pl.Int64, "image_index": pl.Int64}
+    return pl.DataFrame(rows, schema=schema), images, failed
 
 
 def parse_key(reading: detect.Reading) -> tuple:
@@ -152,4 +194,4 @@ def format_markdown(summary: Mapping) -> str:
 
 
 __all__ = ["ConsistencyPrompt", "NATIVE", "PARSE_ENCODER", "VARIANTS", "bootstrap_mean", "format_markdown",
-           "pair_images", "parse_key", "score_pairs", "summarize", "world_consistency_prompts"]
+           "pair_images", "parse_key", "read_image_folder", "score_pairs", "summarize", "world_consistency_prompts"]
