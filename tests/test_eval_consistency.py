@@ -83,6 +83,8 @@ def test_clc_and_parse_agreement_on_world_renders(encoders):
     s = cons.summarize(scores, n_boot=200)
     parse = s["CLC"]["world-parse"]
     assert parse["de"]["mean"] == 1.0 and parse["ja"]["mean"] == 0.5 and parse["ja"]["prompts"] == 2
+    # p0 ja: {circle, circle, square} vs {star, cross} share nothing; p1 ja: identical
+    assert s["CLC"]["world-objects"]["ja"]["mean"] == 0.5
     for enc in ("clip", "dinov2"):
         assert s["CLC"][enc]["de"]["mean"] == pytest.approx(1.0, abs=1e-4)
         ja = s["CLC"][enc]["ja"]
@@ -94,3 +96,10 @@ def test_bootstrap_interval_brackets_the_mean_and_is_reproducible():
     v = np.array([0.2, 0.4, 0.9, 1.0])
     m, lo, hi = cons.bootstrap_mean(v, n_boot=500, seed=3)
     assert m == pytest.approx(0.625) and lo < m < hi and (lo, hi) == cons.bootstrap_mean(v, 500, 3)[1:]
+
+
+def test_objects_jaccard_is_a_multiset_overlap():
+    a = [("circle", "red"), ("circle", "red"), ("square", "blue")]
+    assert cons.objects_jaccard(a, a) == 1.0 and cons.objects_jaccard([], []) == 1.0
+    assert cons.objects_jaccard(a, [("circle", "red"), ("square", "blue")]) == pytest.approx(2 / 3)
+    assert cons.objects_jaccard(a, [("star", "red")]) == 0.0

@@ -99,7 +99,7 @@ def test_consistency_world_with_tiny_encoders(tmp_path, monkeypatch, capsys):
     s = json.loads((out / "summary.json").read_text())
     assert s["images"] == 2 * 4 and s["pairs"] == 2 * 3
     assert set(s["metrics"]) == {"CLC", "CSS-en-first", "CSS-en-second"}
-    assert set(s["metrics"]["CLC"]) == {"clip", "dinov2", "world-parse"}
+    assert set(s["metrics"]["CLC"]) == {"clip", "dinov2", "world-parse", "world-objects"}
     assert s["metrics"]["CLC"]["clip"]["fr"]["prompts"] == 2
     assert "CLC" in stdout
 

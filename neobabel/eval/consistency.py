@@ -11,7 +11,8 @@ For each prompt id and seed, the English image is the anchor:
 
 Each image encoder (CLIP image features, DINOv2 CLS token) is reported separately; for world
 images also the agreement of the exact detector's scene parses (``world-parse``: 1 when both
-images parse to the same multiset of (shape, colour) objects, else 0). Per language: the mean
+images parse to the same multiset of (shape, colour) objects, else 0; ``world-objects``: the
+Jaccard index of the two multisets, a graded version). Per language: the mean
 over prompts (each prompt first averaged over its seeds) with a percentile bootstrap interval
 over prompts.
 
@@ -37,6 +38,7 @@ from neobabel.world.codeswitch import VARIANTS, code_switched_pair
 
 NATIVE = "native"
 PARSE_ENCODER = "world-parse"
+OBJECTS_ENCODER = "world-objects"  # graded companion of world-parse: multiset Jaccard of the objects
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,15 @@ def parse_key(reading: detect.Reading) -> tuple:
     return (reading.kind, tuple(sorted((o.shape or "?", o.color) for o in reading.objects)))
 
 
+def objects_jaccard(a: Sequence, b: Sequence) -> float:
+    """|A ∩ B| / |A ∪ B| of two multisets of (shape, colour) objects; 1.0 when both are empty."""
+    from collections import Counter
+
+    ca, cb = Counter(a), Counter(b)
+    union = sum((ca | cb).values())
+    return 1.0 if union == 0 else sum((ca & cb).values()) / union
+
+
 def score_pairs(pairs: pl.DataFrame, images: Sequence, embedders: Mapping[str, Callable] | None = None,
                 world_parse: bool = False) -> pl.DataFrame:
     """One row per (pair, encoder): cosine similarity (for ``world-parse``: 1.0 if the parses agree).
@@ -142,7 +153,9 @@ def score_pairs(pairs: pl.DataFrame, images: Sequence, embedders: Mapping[str, C
     if world_parse:
         parsed = {i: parse_key(detect.read_image(images[i])) for i in needed}
         for r in base:
-            rows.append({**r, "encoder": PARSE_ENCODER, "value": float(parsed[r["en_index"]] == parsed[r["other_index"]])})
+            a, b = parsed[r["en_index"]], parsed[r["other_index"]]
+            rows.append({**r, "encoder": PARSE_ENCODER, "value": float(a == b)})
+            rows.append({**r, "encoder": OBJECTS_ENCODER, "value": objects_jaccard(a[1], b[1])})
     schema = {"prompt_id": pl.String, "seed": pl.Int64, "lang": pl.String, "variant": pl.String,
               "en_index": pl.Int64, "other_index": pl.Int64, "encoder": pl.String, "value": pl.Float64}
     return pl.DataFrame(rows, schema=schema)
@@ -193,5 +206,6 @@ def format_markdown(summary: Mapping) -> str:
     return "\n\n".join(parts)
 
 
-__all__ = ["ConsistencyPrompt", "NATIVE", "PARSE_ENCODER", "VARIANTS", "bootstrap_mean", "format_markdown",
-           "pair_images", "parse_key", "read_image_folder", "score_pairs", "summarize", "world_consistency_prompts"]
+__all__ = ["ConsistencyPrompt", "NATIVE", "OBJECTS_ENCODER", "PARSE_ENCODER", "VARIANTS", "bootstrap_mean",
+           "format_markdown", "objects_jaccard", "pair_images", "parse_key", "read_image_folder", "score_pairs",
+           "summarize", "world_consistency_prompts"]
