@@ -74,11 +74,30 @@ def _print_tables(tables: list) -> None:
         console.print(table)
 
 
-def _generate(model: Optional[str], units: list, out: Path, device: str, batch_size: int, progress: bool,
-              spec: dict) -> dict:
-    """Generate the units into the run directory ``out``; {(prompt_id, lang, seed): PIL image}."""
+def _open_rgb(path: Path):
     from PIL import Image
 
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
+class _LazyTiles(dict):
+    """{(lang, item_id): tiles}, each prompt's images opened only when it is scored (a full
+    DPG run in 13 languages does not fit in memory at once)."""
+
+    def __init__(self, paths: dict):
+        super().__init__()
+        self.paths = paths
+
+    def get(self, key, default=None):
+        if key not in self.paths:
+            return default
+        return [p if isinstance(p, Exception) else _open_rgb(p) for p in self.paths[key]]
+
+
+def _generate(model: Optional[str], units: list, out: Path, device: str, batch_size: int, progress: bool,
+              spec: dict) -> dict:
+    """Generate the units into the run directory ``out``; {(prompt_id, lang, seed): image path}."""
     from neobabel.builtins import default_model
     from neobabel.pipeline import BabelPipeline  # heavy: torch + diffusers, only when a model loads
     from neobabel.runs import RunDir, generate_into_run, resolve_in_run
@@ -92,8 +111,7 @@ def _generate(model: Optional[str], units: list, out: Path, device: str, batch_s
     for r in run.load_manifest().iter_rows(named=True):
         key = (r["prompt_id"], r["lang"], r["seed"])
         if key in wanted:
-            with Image.open(resolve_in_run(run.path, r["path"])) as im:
-                images[key] = im.convert("RGB")
+            images[key] = resolve_in_run(run.path, r["path"])  # never a file outside the run
     return images
 
 
@@ -156,8 +174,8 @@ def dpg(
         units = [WorkUnit(it.item_id, it.text, it.lang, seed, subject="dpg") for it in items for seed in range(n)]
         made = _generate(model, units, out, device, batch_size, progress,
                          {"command": "eval dpg", "n": n, "langs": lang_list, "csv": str(csv) if csv else "world"})
-        tiles = {(it.lang, it.item_id): [made.get((it.item_id, it.lang, s), FileNotFoundError("not generated"))
-                                         for s in range(n)] for it in items}
+        tiles = _LazyTiles({(it.lang, it.item_id): [made.get((it.item_id, it.lang, s), FileNotFoundError("not generated"))
+                                                    for s in range(n)] for it in items})
         answers = dpgmod.answer_items(items, tiles, answerer)
         result = dpgmod.score_answers(items, answers, legacy=legacy)
         result.summary["vqa"] = answerer.name
@@ -240,9 +258,10 @@ def consistency(
         image_list, rows = [], []
         for p in plist:
             for seed in range(n):
-                im = made.get((f"{p.prompt_id}|{p.variant}", p.lang, seed))
-                if im is None:
+                path = made.get((f"{p.prompt_id}|{p.variant}", p.lang, seed))
+                if path is None:
                     continue
+                im = _open_rgb(path)
                 rows.append({"prompt_id": p.prompt_id, "lang": p.lang, "variant": p.variant, "seed": seed,
                              "image_index": len(image_list)})
                 image_list.append(im)
