@@ -27,6 +27,8 @@ from neobabel.clikit import (
 )
 from neobabel.errors import InputError
 from neobabel.evalcli import eval_app
+from neobabel.evalcli_dpg import consistency as eval_consistency
+from neobabel.evalcli_dpg import dpg as eval_dpg
 from neobabel.languages import LANGUAGE_CODES, LANGUAGES, normalize_lang, parse_langs
 from neobabel.modelfolder import ATTENTION_BACKENDS, SCHEDULERS
 from neobabel.progress import rate_text
@@ -220,6 +222,8 @@ def merge(
           f"{counts['rows']} manifest rows in {out}")
 
 
+eval_app.command("dpg")(eval_dpg)  # neobabel eval dpg|consistency live in evalcli_dpg.py
+eval_app.command("consistency")(eval_consistency)
 app.add_typer(eval_app, name="eval")
 
 world_app = new_app("The synthetic Babel world: bias table, training, evaluation.")

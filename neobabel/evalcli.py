@@ -25,7 +25,7 @@ from neobabel.languages import parse_langs
 
 logger = logging.getLogger("neobabel.evalcli")
 
-eval_app = new_app("Alignment benchmarks: m-GenEval (and later m-DPG, cross-lingual consistency).")
+eval_app = new_app("Alignment benchmarks: m-GenEval, m-DPG, cross-lingual consistency (CLC/CSS).")
 
 # -- options shared by eval commands ----------------------------------------------------------------
 
