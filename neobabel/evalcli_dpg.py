@@ -9,7 +9,6 @@ elsewhere, then score and write ``scores.parquet``, ``summary.json``, ``report.m
 
 # No `from __future__ import annotations`: typer reads the Annotated options as objects.
 
-import json
 import time
 from pathlib import Path
 from typing import Annotated, Literal, Optional
@@ -20,6 +19,7 @@ from rich.table import Table
 from neobabel import preflight
 from neobabel.clikit import DEVICE_METAVAR, NO_LIMITS_HELP, console, model_help
 from neobabel.errors import InputError
+from neobabel.evalcli import AddressOpt, EngineOpt, WorkersOpt, check_engine, ray_runner_for
 from neobabel.languages import LANGUAGE_CODES, parse_langs
 
 VqaName = Literal["blip", "paligemma", "world"]
@@ -96,8 +96,10 @@ class _LazyTiles(dict):
 
 
 def _generate(model: Optional[str], units: list, out: Path, device: str, batch_size: int, progress: bool,
-              spec: dict) -> dict:
-    """Generate the units into the run directory ``out``; {(prompt_id, lang, seed): image path}."""
+              spec: dict, engine: str = "local", address: Optional[str] = None,
+              workers: Optional[int] = None) -> dict:
+    """Generate the units into the run directory ``out``; {(prompt_id, lang, seed): image path}.
+    ``engine="ray"``: the batches are made by Ray actors (neobabel.engines.RayRunner)."""
     from neobabel.builtins import default_model
     from neobabel.pipeline import BabelPipeline  # heavy: torch + diffusers, only when a model loads
     from neobabel.runs import RunDir, generate_into_run, resolve_in_run
@@ -105,7 +107,16 @@ def _generate(model: Optional[str], units: list, out: Path, device: str, batch_s
     pipe = BabelPipeline.from_pretrained(model or default_model(), device=device)
     pipe.set_batch_invariant(True)
     run = RunDir(out)
-    generate_into_run(pipe, units, run, pipe.resolve_params(), batch_size=batch_size, progress=progress, spec=spec)
+    params = pipe.resolve_params()
+    runner = None
+    if engine == "ray":
+        runner = ray_runner_for(pipe, model, False, batch_size, address, workers)(params, run.path)
+    try:
+        generate_into_run(pipe, units, run, params, batch_size=batch_size, progress=progress,
+                          spec={**spec, "engine": engine}, runner=runner)
+    finally:
+        if runner is not None:
+            runner.shutdown()
     wanted = {(u.prompt_id, u.lang, u.seed) for u in units}
     images = {}
     for r in run.load_manifest().iter_rows(named=True):
@@ -134,6 +145,9 @@ def dpg(
     device: Annotated[str, typer.Option("--device", metavar=DEVICE_METAVAR, help="where the models run")] = "cpu",
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show a progress bar")] = True,
     no_limits: Annotated[bool, typer.Option("--no-limits", help=NO_LIMITS_HELP)] = False,
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
+    workers: WorkersOpt = None,
 ):
     """m-DPG: dense prompts, yes/no questions with dependencies, score x 100 per language and category.
 
@@ -147,6 +161,7 @@ def dpg(
     preflight.check_count("--batch-size", batch_size, preflight.MAX_BATCH_SIZE, no_limits=no_limits)
     preflight.check_device(device)
     preflight.check_out_dir(out)
+    check_engine(engine, address, workers)
     if csv is not None:
         items = dpgmod.read_dpg_csv(csv, legacy=legacy)
         items = [it for it in items if it.lang in lang_list]
@@ -173,7 +188,8 @@ def dpg(
         preflight.check_units(len(items), n, no_limits=no_limits)
         units = [WorkUnit(it.item_id, it.text, it.lang, seed, subject="dpg") for it in items for seed in range(n)]
         made = _generate(model, units, out, device, batch_size, progress,
-                         {"command": "eval dpg", "n": n, "langs": lang_list, "csv": str(csv) if csv else "world"})
+                         {"command": "eval dpg", "n": n, "langs": lang_list, "csv": str(csv) if csv else "world"},
+                         engine, address, workers)
         tiles = _LazyTiles({(it.lang, it.item_id): [made.get((it.item_id, it.lang, s), FileNotFoundError("not generated"))
                                                     for s in range(n)] for it in items})
         answers = dpgmod.answer_items(items, tiles, answerer)
@@ -213,6 +229,9 @@ def consistency(
     device: Annotated[str, typer.Option("--device", metavar=DEVICE_METAVAR, help="where the models run")] = "cpu",
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show a progress bar")] = True,
     no_limits: Annotated[bool, typer.Option("--no-limits", help=NO_LIMITS_HELP)] = False,
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
+    workers: WorkersOpt = None,
 ):
     """Cross-lingual (CLC) and code-switching (CSS) consistency against the English image, same seed.
 
@@ -233,6 +252,7 @@ def consistency(
     preflight.check_count("--batch-size", batch_size, preflight.MAX_BATCH_SIZE, no_limits=no_limits)
     preflight.check_device(device)
     preflight.check_out_dir(out)
+    check_engine(engine, address, workers)
     embedders = {}
     if "clip" in wanted or "dinov2" in wanted:
         from neobabel.scorers.embed import load_embedder
@@ -254,7 +274,8 @@ def consistency(
         units = [WorkUnit(f"{p.prompt_id}|{p.variant}", p.text, p.lang, seed, subject="consistency",
                           formulation=p.variant) for p in plist for seed in range(n)]
         made = _generate(model, units, out, device, batch_size, progress,
-                         {"command": "eval consistency", "n": n, "langs": lang_list, "prompts": prompts})
+                         {"command": "eval consistency", "n": n, "langs": lang_list, "prompts": prompts},
+                         engine, address, workers)
         image_list, rows = [], []
         for p in plist:
             for seed in range(n):

@@ -47,3 +47,22 @@ def test_ray_eval_equals_one_process(cli, tmp_path, ray_cluster):
 def test_ray_options_need_engine_ray(cli, tmp_path):
     code, out, err = cli(*ARGS, "--out", str(tmp_path / "x"), "--workers", "2")
     assert code == 2 and "--engine ray" in err and not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_ray_generation_for_dpg_and_consistency(cli, tmp_path, ray_cluster):
+    """eval dpg / consistency make their images on Ray actors: the scores one process gets."""
+    for command, extra in (("dpg", ["--prompts", "1", "-n", "1"]),
+                           ("consistency", ["--prompts", "1", "-n", "1", "--encoders", "world-parse",
+                                            "--no-code-switch"])):
+        common = ["eval", command, "--model", "world", "--langs", "en,de", *extra, "--no-progress"]
+        code, out, err = cli(*common, "--out", str(tmp_path / f"{command}-local"))
+        assert code == 0, err
+        code, out, err = cli(*common, "--out", str(tmp_path / f"{command}-ray"), "--engine", "ray", "--workers", "2")
+        assert code == 0, err
+        assert _pngs(tmp_path / f"{command}-ray") == _pngs(tmp_path / f"{command}-local")
+        local = pl.read_parquet(tmp_path / f"{command}-local" / "scores.parquet")
+        ray_scores = pl.read_parquet(tmp_path / f"{command}-ray" / "scores.parquet")
+        drop = [c for c in local.columns if "path" in c]
+        assert ray_scores.drop(drop).equals(local.drop(drop)), command
+        assert json.loads((tmp_path / f"{command}-ray" / "run.json").read_text())["engine"] == "ray"
