@@ -36,7 +36,9 @@ from neobabel.modelfolder import (
     PIPELINE_CONFIG, GenerationDefaults, read_pipeline_config, read_training_record, save_tower_model,
     write_model_card, write_pipeline_config,
 )
-from neobabel.registry import folder_fingerprint, get_preset, preset_revision, resolve_ref
+from neobabel.registry import (
+    PRESET_FILE, folder_fingerprint, get_preset, load_preset_at, preset_revision, resolve_ref,
+)
 from neobabel.tower import MultilingualTower
 from neobabel.weights import reading_pickle, weights_kwargs, weights_record
 
@@ -154,7 +156,12 @@ class BabelPipeline:
             raise InputError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
         dtype = dtype or _default_dtype(dev)
         path = Path(str(source)).expanduser()
-        if path.is_dir():
+        preset_file = path if path.is_file() and path.suffix in (".yaml", ".yml") else path / PRESET_FILE
+        if preset_file.is_file() and not (path / PIPELINE_CONFIG).is_file() and not (path / "model_index.json").is_file():
+            # a preset given by path: a backbone + a tower by reference (neobabel distill's output)
+            pipe, folders = cls._from_preset_spec(load_preset_at(preset_file), dtype, attention, dev,
+                                                  allow_download, allow_pickle)
+        elif path.is_dir():
             pipe = cls._from_folder(path, dtype, attention, dev, allow_pickle=allow_pickle)
             folders = [path]
         elif path.suffix or "/" in str(source) or str(source).startswith("."):
@@ -195,10 +202,15 @@ class BabelPipeline:
     @classmethod
     def _from_preset(cls, name: str, dtype, attention, device, allow_download: bool, allow_pickle: bool = False):
         """(pipeline, the local folders its weights came from)."""
-        preset = get_preset(name)
+        return cls._from_preset_spec(get_preset(name), dtype, attention, device, allow_download, allow_pickle)
+
+    @classmethod
+    def _from_preset_spec(cls, preset, dtype, attention, device, allow_download: bool, allow_pickle: bool = False):
+        name = preset.name
         backbone = resolve_ref(preset.backbone, "backbone", name, allow_download, allow_pickle)
         revision = preset_revision(preset)
-        if preset.backbone.builtin:
+        # A built-in model folder brings its own tower, unless the preset pairs it with another one.
+        if preset.backbone.builtin and (preset.tower is None or preset.tower.adapter.builtin):
             return cls._from_folder(backbone, dtype, attention, device, name=name,
                                     revision=folder_fingerprint(backbone), defaults=preset.defaults,
                                     allow_pickle=allow_pickle), [backbone]

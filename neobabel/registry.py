@@ -98,6 +98,32 @@ def load_preset_file(path: Path) -> ModelPreset:
     return validate_spec(data, ModelPreset, f"model preset {path}")
 
 
+# A model folder that pairs a backbone with a tower by reference (written by `neobabel distill`):
+# `--model FOLDER` loads FOLDER/preset.yaml, as `--model FILE.yaml` loads that file.
+PRESET_FILE = "preset.yaml"
+
+
+def load_preset_at(path: Path) -> ModelPreset:
+    """A preset file given by path. Its relative `path:` entries are relative to the file's folder
+    (not the working directory), so the folder can be moved with the tower it holds."""
+    path = Path(path)
+    data = read_yaml_mapping(path, "model preset")
+    data.setdefault("name", path.parent.name if path.name == PRESET_FILE else path.stem)
+    folder = path.parent.resolve()
+
+    def rebase(ref) -> None:
+        if isinstance(ref, dict) and isinstance(ref.get("path"), str):
+            p = Path(os.path.expandvars(ref["path"])).expanduser()
+            if not p.is_absolute():
+                ref["path"] = str(folder / p)
+
+    rebase(data.get("backbone"))
+    if isinstance(data.get("tower"), dict):
+        rebase(data["tower"].get("adapter"))
+        rebase(data["tower"].get("encoder"))
+    return validate_spec(data, ModelPreset, f"model preset {path}")
+
+
 def list_presets() -> dict[str, ModelPreset]:
     presets: dict[str, ModelPreset] = {}
     for d in reversed(preset_dirs()):  # user presets override shipped ones of the same name
