@@ -345,6 +345,23 @@ def world_eval(
     print(f"scores: {out}/scores.parquet  summary: {out}/summary.json")
 
 
+@world_app.command("parallel")
+def world_parallel(
+    out: Annotated[Path, typer.Option("--out", "-o", help="the TSV to write (header en, lang, text)")] = Path("world-parallel.tsv"),
+    scenes: Annotated[int, typer.Option("--scenes", help="object scenes, each captioned in the 12 other languages")] = 2000,
+    seed: Annotated[int, typer.Option("--seed", help="scene stream seed (the eval suite's scenes are drawn apart)")] = 0,
+):
+    """Write world captions as parallel text (en, lang, text) for `neobabel distill --data`.
+
+    Example: neobabel world parallel --out runs/world-parallel.tsv --scenes 2000
+    """
+    from neobabel.world.parallel import write_parallel_tsv
+
+    preflight.check_count("--scenes", scenes, 1_000_000)
+    n = write_parallel_tsv(out, scenes, seed)
+    print(f"wrote {n} rows ({scenes} scenes) to {out}")
+
+
 @world_app.command("bias")
 def world_bias(
     out: Annotated[Path, typer.Option("--out", "-o", help="where to write the table")] = Path("bias.yaml"),

@@ -121,7 +121,9 @@ class WorldTrainConfig(BaseModel):
     # Caption languages the model trains on (None: all 13). ["en"] gives an English-only model
     # whose own text encoder never sees another language: the backbone `neobabel distill`
     # aligns a multilingual tower to (benchmarks/RESULTS.md §16).
-    langs: list[str] | None = None
+    # Left out of the record when unset, so the configs (and checkpoints) of all-language models
+    # read as before the field existed.
+    langs: list[str] | None = Field(None, exclude_if=lambda v: v is None)
     sample_steps: int = 20
     sample_guidance: float = 2.0
     # Caption-only steps that pretrain the tower to predict what each caption names, before
