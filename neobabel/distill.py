@@ -44,7 +44,8 @@ from neobabel.errors import InputError
 from neobabel.languages import normalize_lang
 from neobabel.pipeline import BabelPipeline
 from neobabel.progress import progress_bar
-from neobabel.registry import PRESET_FILE, ModelPreset, get_preset
+from neobabel.modelfolder import PIPELINE_CONFIG
+from neobabel.registry import PRESET_FILE, ModelPreset, get_preset, load_preset_at
 from neobabel.tower import ADAPTER_WEIGHTS, CONFIG_NAME, ENCODER_DIR, MultilingualTower, TowerConfig
 
 PARALLEL_COLUMNS = ("en", "lang", "text")
@@ -381,6 +382,9 @@ def _denoise_loss(unet, family: str, s_tok, s_pool, t_tok, t_pool, gen: torch.Ge
 def _backbone_ref(backbone: str) -> dict:
     """The preset's `backbone:` entry for what --backbone named (a folder, or a preset's own)."""
     path = Path(backbone).expanduser()
+    preset_file = path if path.is_file() else path / PRESET_FILE
+    if preset_file.is_file() and not (path / PIPELINE_CONFIG).is_file():  # a preset by path: its backbone
+        return load_preset_at(preset_file).backbone.model_dump(exclude_none=True)
     if path.is_dir():
         return {"path": str(path.resolve())}
     return get_preset(backbone).backbone.model_dump(exclude_none=True)

@@ -180,3 +180,15 @@ def test_cli_bad_data_exits_2_with_one_line(cli, tiny_sd_dir, xlmr_dir, tmp_path
     assert code == 2
     assert "missing column 'lang'" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_backbone_given_as_a_distilled_folder_keeps_its_backbone(distilled, xlmr_dir, tsv, tmp_path, tiny_sd_dir):
+    """A tower distilled onto a tower-mode model (e.g. an English-only one) pairs with that
+    model's own backbone: the written preset names the backbone, never the tower folder."""
+    import yaml
+
+    result = distill(str(distilled.out), str(xlmr_dir), tsv, tmp_path / "second",
+                     DistillConfig(steps=2, eval_every=0, **FAST_CFG), progress=False)
+    preset = yaml.safe_load(result.preset.read_text())
+    assert preset["backbone"] == {"path": str(tiny_sd_dir.resolve())}
+    assert BabelPipeline.from_pretrained(result.out).mode == "tower"
