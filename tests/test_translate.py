@@ -134,3 +134,16 @@ def test_world_oracle_inverts_the_caption_grammar():
             assert got == english or got == english.replace(" a ", " one ").replace(" an ", " one "), (p.lang, got)
     assert oracle.misses == 0
     assert oracle.translate(["not a world caption"], "de") == ["not a world caption"] and oracle.misses == 1
+
+
+def test_cli_generate_with_a_translate_preset_file(cli, tiny_sd_dir, marian_dir, tmp_path):
+    preset = tmp_path / "sd-mt.yaml"
+    preset.write_text(f"mode: translate\nbackbone:\n  path: {tiny_sd_dir}\ntranslator:\n  path: {marian_dir}\n"
+                      "defaults: {steps: 2, guidance: 3.0, width: 64, height: 64}\n")
+    code, out, err = cli("generate", "ein Foto von drei roten Kreisen", "--lang", "de", "--model", str(preset),
+                         "--out", str(tmp_path / "run"), "--no-progress")
+    assert code == 0, err
+    row = pl.read_parquet(tmp_path / "run" / "generations.parquet").row(0, named=True)
+    assert row["translation"] and row["translation"] != row["text"]
+    run_json = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run_json["model"]["mode"] == "translate" and run_json["model"]["translator"]["model"] == "tiny-marian"
