@@ -147,3 +147,40 @@ def test_cli_generate_with_a_translate_preset_file(cli, tiny_sd_dir, marian_dir,
     assert row["translation"] and row["translation"] != row["text"]
     run_json = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run_json["model"]["mode"] == "translate" and run_json["model"]["translator"]["model"] == "tiny-marian"
+
+
+def test_world_parallel_command_writes_distill_data(cli, tmp_path):
+    out = tmp_path / "p.tsv"
+    code, stdout, err = cli("world", "parallel", "--out", str(out), "--scenes", "3")
+    assert code == 0, err
+    rows = read_parallel_rows(out)
+    assert len(rows) == 3 * 12 and {r.lang for r in rows} == set(LANGS) - {"en"}
+    assert len({r.en for r in rows}) <= 3
+
+
+def read_parallel_rows(path):
+    from neobabel.distill import read_parallel
+
+    return read_parallel(path)
+
+
+LANGS = ("en", "de", "fr", "es", "it", "nl", "ru", "zh", "ja", "ko", "ar", "hi", "fa")
+
+
+def test_world_training_languages_restrict_the_data(tmp_path):
+    from neobabel.world.bias import load_table
+    from neobabel.world.data import WorldSampler
+    from neobabel.world.train import WorldTrainConfig, _data_config
+
+    cfg = WorldTrainConfig(langs=["English"], portrait_fraction=0.5)
+    assert cfg.langs == ["en"]
+    sampler = WorldSampler(load_table(), _data_config(cfg, False), seed=0)
+    _, _, metas = sampler.batch(0, 16)
+    assert {m["lang"] for m in metas} == {"en"}
+    from neobabel.world.train import load_config
+
+    bad = tmp_path / "train.yaml"
+    bad.write_text("langs: [xx]\n")
+    with pytest.raises(InputError, match="unknown language 'xx'") as err:
+        load_config(bad)
+    assert "\n" not in str(err.value)
