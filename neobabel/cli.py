@@ -226,6 +226,45 @@ eval_app.command("dpg")(eval_dpg)  # neobabel eval dpg|consistency live in evalc
 eval_app.command("consistency")(eval_consistency)
 app.add_typer(eval_app, name="eval")
 
+
+@app.command()
+def distill(
+    backbone: Annotated[str, typer.Option("--backbone", help="the backbone whose text encoder teaches: a preset name or a model folder")],
+    encoder: Annotated[str, typer.Option("--encoder", help="the multilingual encoder: a hub id (with --encoder-revision) or a folder")],
+    data: Annotated[Path, typer.Option("--data", help="parallel text: TSV (header en, lang, text), JSONL, or a datasets folder")],
+    out: Annotated[Path, typer.Option("--out", help="the tower folder to write (checkpoint, logs and preset.yaml inside)")],
+    encoder_revision: Annotated[Optional[str], typer.Option("--encoder-revision", help="pinned revision of a hub encoder")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="distill YAML (neobabel.distill.DistillConfig); flags override it")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="training steps (default 2000)")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b", help="rows per step (default 32)")] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="peak learning rate (default 5e-4)")] = None,
+    trainable_layers: Annotated[Optional[int], typer.Option("--trainable-layers", help="train the encoder's last N layers (0: frozen, -1: all)")] = None,
+    eval_every: Annotated[Optional[int], typer.Option("--eval-every", help="held-out cosine to the teacher every N steps")] = None,
+    denoise_weight: Annotated[Optional[float], typer.Option("--denoise-weight", help="PEA-style loss through the frozen UNet (meant for a GPU; 0: off)")] = None,
+    device: Annotated[str, typer.Option("--device", metavar=DEVICE_METAVAR, help="where training runs")] = "cpu",
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help=ALLOW_PICKLE_HELP)] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show a progress bar")] = True,
+):
+    """Distill a multilingual tower onto a backbone's own text encoder (resumes from OUT/checkpoint).
+
+    Example: neobabel distill --backbone sd15 --encoder FacebookAI/xlm-roberta-large
+    --encoder-revision c23d21b0620b635a76227c604d44e43a9f0ee389 --data parallel.tsv --out adapters/sd15-xlmr
+    """
+    from neobabel.distill import distill as run_distill, load_distill_config  # heavy: torch + diffusers
+
+    cfg = load_distill_config(config, steps=steps, batch_size=batch_size, lr=lr, trainable_layers=trainable_layers,
+                              eval_every=eval_every, denoise_weight=denoise_weight)
+    preflight.check_out_dir(out)
+    preflight.check_device(device)
+    result = run_distill(backbone, encoder, data, out, cfg, encoder_revision=encoder_revision, device=device,
+                         progress=progress, allow_pickle=allow_pickle)
+    table = Table("lang", "cosine to teacher (tokens)", "pooled", "held-out rows")
+    for lang, r in result.eval.items():
+        table.add_row(lang, f"{r['tokens']:.3f}", f"{r['pooled']:.3f}" if "pooled" in r else "-", str(r["rows"]))
+    console.print(table)
+    print(f"tower written to {result.out} after {result.steps} steps; generate with --model {result.out}")
+
+
 world_app = new_app("The synthetic Babel world: bias table, training, evaluation.")
 app.add_typer(world_app, name="world")
 
@@ -312,6 +351,23 @@ def world_eval(
     console.print(format_table(summary))
     console.print(json.dumps({k: v for k, v in summary.items() if k != "per_lang"}, indent=1))
     print(f"scores: {out}/scores.parquet  summary: {out}/summary.json")
+
+
+@world_app.command("parallel")
+def world_parallel(
+    out: Annotated[Path, typer.Option("--out", "-o", help="the TSV to write (header en, lang, text)")] = Path("world-parallel.tsv"),
+    scenes: Annotated[int, typer.Option("--scenes", help="object scenes, each captioned in the 12 other languages")] = 2000,
+    seed: Annotated[int, typer.Option("--seed", help="scene stream seed (the eval suite's scenes are drawn apart)")] = 0,
+):
+    """Write world captions as parallel text (en, lang, text) for `neobabel distill --data`.
+
+    Example: neobabel world parallel --out runs/world-parallel.tsv --scenes 2000
+    """
+    from neobabel.world.parallel import write_parallel_tsv
+
+    preflight.check_count("--scenes", scenes, 1_000_000)
+    n = write_parallel_tsv(out, scenes, seed)
+    print(f"wrote {n} rows ({scenes} scenes) to {out}")
 
 
 @world_app.command("bias")

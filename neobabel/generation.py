@@ -40,7 +40,7 @@ def _row(key: str, unit: WorkUnit, sha: str, seconds: float, model: str) -> dict
     """One generations.parquet row (GENERATION_SCHEMA)."""
     return {"key": key, "prompt_id": unit.prompt_id, "lang": unit.lang, "formulation": unit.formulation,
             "subject": unit.subject, "text": unit.text, "seed": unit.seed, "path": f"images/{key}.png",
-            "sha256": sha, "seconds": seconds, "model": model}
+            "sha256": sha, "seconds": seconds, "model": model, "translation": unit.translation}
 
 
 @dataclass
@@ -116,7 +116,7 @@ def _rows_from_orphan_pngs(run: RunDir, known: set[str], specs: Sequence[dict]) 
             meta = read_png_metadata(png)
             origin = (meta.get("model"), meta.get("revision"), json.loads(meta.get("params", "null")))
             unit = WorkUnit(meta["prompt_id"], meta["prompt"], meta["lang"], int(meta["seed"]),
-                            meta.get("subject"), meta.get("formulation"))
+                            meta.get("subject"), meta.get("formulation"), meta.get("translation"))
         except Exception:
             continue  # truncated or foreign: not an image of this run
         if meta.get("key") == png.stem and origin in made_by:
@@ -139,7 +139,7 @@ def _valid_png_sha(png: Path, key: str) -> str | None:
 
 def _unit_fields(unit: WorkUnit) -> dict:
     return {"prompt_id": unit.prompt_id, "lang": unit.lang, "formulation": unit.formulation,
-            "subject": unit.subject, "text": unit.text, "seed": unit.seed}
+            "subject": unit.subject, "text": unit.text, "seed": unit.seed, "translation": unit.translation}
 
 
 def generate_into_run(pipeline, units: Sequence[WorkUnit], run: RunDir, params, *, batch_size: int = 1,
@@ -165,6 +165,10 @@ def generate_into_run(pipeline, units: Sequence[WorkUnit], run: RunDir, params, 
     check_run_spec(run, run_spec, add_to_run=add_to_run)  # before the lock: a refusal writes nothing
     with locked(run):
         held = check_run_spec(run, run_spec, add_to_run=add_to_run)  # another writer may have just finished
+        if getattr(pipeline, "translator", None) is not None:
+            # translate mode: every unit's English text is known (and keyed) before planning,
+            # translated in batches and cached in the run directory
+            units = pipeline.translate_units(units, run.path)
         specs = held if run_spec in held else [*held, run_spec]
         return _generate(pipeline, units, run, params, param_dict, specs, specs.index(run_spec),
                          batch_size=batch_size, overwrite=overwrite, progress=progress, spec=spec,
@@ -185,7 +189,9 @@ def _iter_written(pipeline, batch, images_dir: Path, params, param_dict: dict,
     """write_batch one image at a time: each result is yielded right after its PNG is written."""
     identity = pipeline.identity()
     tb = time.perf_counter()
-    images = pipeline.generate([u.text for _, u in batch], [u.lang for _, u in batch],
+    # translate mode: the unit carries its English text (translated before planning)
+    images = pipeline.generate([u.text if u.translation is None else u.translation for _, u in batch],
+                               [u.lang if u.translation is None else "en" for _, u in batch],
                                [u.seed for _, u in batch], params, batch_size=batch_size)
     per_image = (time.perf_counter() - tb) / len(batch)  # kept in the manifest only
     for (key, unit), image in zip(batch, images):

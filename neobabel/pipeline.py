@@ -36,7 +36,9 @@ from neobabel.modelfolder import (
     PIPELINE_CONFIG, GenerationDefaults, read_pipeline_config, read_training_record, save_tower_model,
     write_model_card, write_pipeline_config,
 )
-from neobabel.registry import folder_fingerprint, get_preset, preset_revision, resolve_ref
+from neobabel.registry import (
+    PRESET_FILE, folder_fingerprint, get_preset, load_preset_at, preset_revision, resolve_ref,
+)
 from neobabel.tower import MultilingualTower
 from neobabel.weights import reading_pickle, weights_kwargs, weights_record
 
@@ -103,6 +105,20 @@ class BabelPipeline:
         self.weights = weights_record(False, [])
         # The source folder's training record (a world-trained model), for the model card.
         self.training: dict | None = None
+        # Translate mode (neobabel.translate): prompts are put into English before the backbone
+        # sees them. Anything with `name`, `revision` and `translate(texts, lang)` works.
+        self.translator = None
+
+    def with_translator(self, translator) -> BabelPipeline:
+        """Translate-then-generate: `translator` puts each prompt into English first."""
+        self.translator = translator
+        return self
+
+    def translate_units(self, units, cache_dir=None):
+        """Work units with their English text filled in (cached in `cache_dir`): translate mode."""
+        from neobabel.translate import translate_units  # only in translate mode
+
+        return translate_units(self.translator, units, cache_dir)
 
     def set_batch_invariant(self, enabled: bool) -> None:
         """Batch-invariant kernels (bit-identical images whatever the batch) or the defaults."""
@@ -120,6 +136,8 @@ class BabelPipeline:
     # -- identity ---------------------------------------------------------------------
     @property
     def mode(self) -> str:
+        if self.translator is not None:
+            return "translate"
         return "tower" if self.tower is not None else "native"
 
     @property
@@ -127,8 +145,11 @@ class BabelPipeline:
         return self.pipe.unet.dtype if getattr(self.pipe, "unet", None) is not None else torch.float32
 
     def identity(self) -> dict:
-        return {"model": self.name, "revision": self.revision, "mode": self.mode, "family": self.family,
-                "pipeline_class": type(self.pipe).__name__}
+        ident = {"model": self.name, "revision": self.revision, "mode": self.mode, "family": self.family,
+                 "pipeline_class": type(self.pipe).__name__}
+        if self.translator is not None:
+            ident["translator"] = {"model": self.translator.name, "revision": self.translator.revision}
+        return ident
 
     # -- construction -----------------------------------------------------------------
     @classmethod
@@ -154,7 +175,12 @@ class BabelPipeline:
             raise InputError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
         dtype = dtype or _default_dtype(dev)
         path = Path(str(source)).expanduser()
-        if path.is_dir():
+        preset_file = path if path.is_file() and path.suffix in (".yaml", ".yml") else path / PRESET_FILE
+        if preset_file.is_file() and not (path / PIPELINE_CONFIG).is_file() and not (path / "model_index.json").is_file():
+            # a preset given by path: a backbone + a tower by reference (neobabel distill's output)
+            pipe, folders = cls._from_preset_spec(load_preset_at(preset_file), dtype, attention, dev,
+                                                  allow_download, allow_pickle)
+        elif path.is_dir():
             pipe = cls._from_folder(path, dtype, attention, dev, allow_pickle=allow_pickle)
             folders = [path]
         elif path.suffix or "/" in str(source) or str(source).startswith("."):
@@ -195,10 +221,18 @@ class BabelPipeline:
     @classmethod
     def _from_preset(cls, name: str, dtype, attention, device, allow_download: bool, allow_pickle: bool = False):
         """(pipeline, the local folders its weights came from)."""
-        preset = get_preset(name)
+        return cls._from_preset_spec(get_preset(name), dtype, attention, device, allow_download, allow_pickle)
+
+    @classmethod
+    def _from_preset_spec(cls, preset, dtype, attention, device, allow_download: bool, allow_pickle: bool = False):
+        name = preset.name
         backbone = resolve_ref(preset.backbone, "backbone", name, allow_download, allow_pickle)
         revision = preset_revision(preset)
-        if preset.backbone.builtin:
+        if preset.mode == "translate":
+            return cls._translate_preset(preset, backbone, revision, dtype, attention, device, allow_download,
+                                         allow_pickle)
+        # A built-in model folder brings its own tower, unless the preset pairs it with another one.
+        if preset.backbone.builtin and (preset.tower is None or preset.tower.adapter.builtin):
             return cls._from_folder(backbone, dtype, attention, device, name=name,
                                     revision=folder_fingerprint(backbone), defaults=preset.defaults,
                                     allow_pickle=allow_pickle), [backbone]
@@ -215,10 +249,33 @@ class BabelPipeline:
         return cls(pipe, tower, family=family, name=name, revision=revision, defaults=preset.defaults,
                    attention=attention, device=device), folders
 
+    @classmethod
+    def _translate_preset(cls, preset, backbone: Path, revision: str, dtype, attention, device, allow_download: bool,
+                          allow_pickle: bool):
+        """A translate-mode preset: the backbone as it is (its own text encoder, or a folder's
+        tower) behind an MT model that puts every prompt into English."""
+        from neobabel.translate import MTTranslator  # only in translate mode
+
+        if (backbone / PIPELINE_CONFIG).is_file():
+            pipe = cls._from_folder(backbone, dtype, attention, device, name=preset.name, revision=revision,
+                                    defaults=preset.defaults, allow_pickle=allow_pickle)
+        else:
+            native, family = _load_native(backbone, dtype, allow_pickle)
+            pipe = cls(native, None, family=family, name=preset.name, revision=revision, defaults=preset.defaults,
+                       attention=attention, device=device)
+        ref = preset.translator
+        mt_path = resolve_ref(ref, "translator", preset.name, allow_download, allow_pickle)
+        translator = MTTranslator.from_pretrained(mt_path, device=str(device))
+        translator.name, translator.revision = (ref.repo, ref.revision) if ref.repo else (translator.name, revision)
+        return pipe.with_translator(translator), [backbone, mt_path]
+
     def save_pretrained(self, path: str | Path, dtype: torch.dtype | None = None) -> None:
         """A folder that `from_pretrained` (and `--model PATH`) loads: config + components, and
         a model card (README.md) for the hub."""
         path = Path(path)
+        if self.translator is not None:
+            raise InputError("a translate-mode pipeline is a backbone + an MT model by reference; save a "
+                             "preset (mode: translate) instead of a folder")
         if self.mode == "tower":
             save_tower_model(path, self.pipe, self.tower, name=self.name, family=self.family,
                              defaults=self.defaults, dtype=dtype, training=self.training)
@@ -292,6 +349,8 @@ class BabelPipeline:
         if batch_size < 1:
             raise InputError(f"--batch-size must be at least 1, got {batch_size}")
         params = params or self.resolve_params(**overrides)
+        if self.translator is not None:  # translate mode: the backbone sees English
+            prompts = self._translated(prompts, langs)
         if params.scheduler in (None, "default"):
             self.pipe.scheduler = self._base_scheduler
         else:
@@ -305,6 +364,15 @@ class BabelPipeline:
                 if on_batch is not None:
                     on_batch(len(prompts[chunk]))
         return images
+
+    def _translated(self, prompts: list[str], langs: Sequence[str]) -> list[str]:
+        """Each prompt in English: one translator call per language (a batch), input order kept."""
+        out = list(prompts)
+        for lang in dict.fromkeys(langs):
+            where = [i for i, lg in enumerate(langs) if lg == lang]
+            for i, text in zip(where, self.translator.translate([prompts[i] for i in where], normalize_lang(lang))):
+                out[i] = text
+        return out
 
     def _generate_batch(self, texts: list[str], seeds: list[int], params: GenerationParams,
                         output_type: str = "pil"):

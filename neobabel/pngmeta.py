@@ -57,7 +57,8 @@ def png_metadata(key: str, unit: WorkUnit, identity: dict, params: dict) -> dict
     meta = {"key": key, "prompt": unit.text, "lang": unit.lang, "seed": str(unit.seed),
             "prompt_id": unit.prompt_id, "model": identity["model"], "revision": identity["revision"],
             "params": params}
-    meta.update({k: v for k, v in (("subject", unit.subject), ("formulation", unit.formulation)) if v is not None})
+    meta.update({k: v for k, v in (("subject", unit.subject), ("formulation", unit.formulation),
+                                   ("translation", unit.translation)) if v is not None})
     meta["software"] = f"neobabel {__version__}"
     meta["parameters"] = sd_parameters_text(unit.text, unit.seed, identity["model"], params)
     return meta

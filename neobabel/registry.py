@@ -68,10 +68,12 @@ class ModelPreset(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     description: str = ""
-    mode: Literal["native", "tower"]
+    mode: Literal["native", "tower", "translate"]
     family: Literal["sd", "sdxl"] = "sd"
     backbone: ComponentRef
     tower: TowerRef | None = None
+    # Translate mode: the MT model (Marian / M2M100 / NLLB) that puts prompts into English first.
+    translator: ComponentRef | None = None
     # None: the defaults the model folder records (a built-in model's babel_pipeline.json, which
     # its training export writes), so a retrained embedded model brings its own size and guidance.
     defaults: GenerationDefaults | None = None
@@ -80,7 +82,9 @@ class ModelPreset(BaseModel):
     @model_validator(mode="after")
     def _tower_iff_tower_mode(self):
         if (self.mode == "tower") != (self.tower is not None):
-            raise ValueError("mode 'tower' needs a `tower:` section and mode 'native' must not have one")
+            raise ValueError("mode 'tower' needs a `tower:` section and the other modes must not have one")
+        if (self.mode == "translate") != (self.translator is not None):
+            raise ValueError("mode 'translate' needs a `translator:` (the MT model) and the other modes must not have one")
         return self
 
 
@@ -95,6 +99,32 @@ def preset_dirs() -> list[Path]:
 def load_preset_file(path: Path) -> ModelPreset:
     data = read_yaml_mapping(path, "model preset")
     data.setdefault("name", path.stem)
+    return validate_spec(data, ModelPreset, f"model preset {path}")
+
+
+# A model folder that pairs a backbone with a tower by reference (written by `neobabel distill`):
+# `--model FOLDER` loads FOLDER/preset.yaml, as `--model FILE.yaml` loads that file.
+PRESET_FILE = "preset.yaml"
+
+
+def load_preset_at(path: Path) -> ModelPreset:
+    """A preset file given by path. Its relative `path:` entries are relative to the file's folder
+    (not the working directory), so the folder can be moved with the tower it holds."""
+    path = Path(path)
+    data = read_yaml_mapping(path, "model preset")
+    data.setdefault("name", path.parent.name if path.name == PRESET_FILE else path.stem)
+    folder = path.parent.resolve()
+
+    def rebase(ref) -> None:
+        if isinstance(ref, dict) and isinstance(ref.get("path"), str):
+            p = Path(os.path.expandvars(ref["path"])).expanduser()
+            if not p.is_absolute():
+                ref["path"] = str(folder / p)
+
+    rebase(data.get("backbone"))
+    if isinstance(data.get("tower"), dict):
+        rebase(data["tower"].get("adapter"))
+        rebase(data["tower"].get("encoder"))
     return validate_spec(data, ModelPreset, f"model preset {path}")
 
 
@@ -162,6 +192,8 @@ def resolve_ref(ref: ComponentRef, role: str, preset: str, allow_download: bool 
 def is_available(preset: ModelPreset) -> tuple[bool, str]:
     """(available, detail) without loading anything."""
     refs = [("backbone", preset.backbone)]
+    if preset.translator:
+        refs.append(("translator", preset.translator))
     if preset.tower:
         refs.append(("tower adapter", preset.tower.adapter))
         if preset.tower.encoder:
@@ -205,10 +237,12 @@ def _ref_path(ref: ComponentRef) -> Path:
 
 
 def preset_revision(preset: ModelPreset) -> str:
-    data = preset.model_dump(include={"mode", "family", "backbone", "tower"})
+    # `translator` only when set: the revisions (and image keys) of the other presets stay as they were
+    data = preset.model_dump(include={"mode", "family", "backbone", "tower"} | ({"translator"} if preset.translator else set()))
     h = hashlib.sha256(json.dumps(data, sort_keys=True).encode())
     # Local paths are not pinned by the preset text: their content is part of the identity.
     refs = [preset.backbone] + ([preset.tower.adapter, preset.tower.encoder] if preset.tower else [])
+    refs += [preset.translator] if preset.translator else []
     for ref in refs:
         if ref is not None and ref.path and _ref_path(ref).is_dir():
             h.update(folder_fingerprint(_ref_path(ref)).encode())

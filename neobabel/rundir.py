@@ -28,6 +28,7 @@ GENERATION_SCHEMA = {
     "key": pl.String, "prompt_id": pl.String, "lang": pl.String, "formulation": pl.String,
     "subject": pl.String, "text": pl.String, "seed": pl.Int64, "path": pl.String,
     "sha256": pl.String, "seconds": pl.Float64, "model": pl.String,
+    "translation": pl.String,  # translate mode: the English text generated from; null otherwise
 }
 
 VERSIONED_PACKAGES = ("neobabel", "torch", "diffusers", "transformers", "tokenizers", "safetensors",
@@ -44,6 +45,8 @@ class WorkUnit:
     seed: int
     subject: str | None = None
     formulation: str | None = None
+    # The English text the backbone was given, in translate mode (neobabel.translate); None otherwise.
+    translation: str | None = None
 
 
 def units_for(prompts: Iterable[tuple[str, str, str]], n: int, seed: int) -> list[WorkUnit]:
@@ -55,6 +58,8 @@ def image_key(identity: dict, unit: WorkUnit, params: dict) -> str:
     """Hash of everything that determines the pixels (not batch size: images do not depend on it)."""
     payload = {"model": identity["model"], "revision": identity["revision"], "mode": identity["mode"],
                "text": unit.text, "lang": unit.lang, "seed": unit.seed, "params": params}
+    if unit.translation is not None:  # translate mode: the pixels follow the English text
+        payload["translation"] = unit.translation
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()[:KEY_LENGTH]
 

@@ -104,3 +104,28 @@ def build_tiny_owlv2(path: str | Path, seed: int = 0) -> Path:
     Owlv2Processor(image_processor=Owlv2ImageProcessorPil(size={"height": 32, "width": 32}), tokenizer=tok).save_pretrained(path)
     _rmtree(path / "_tok")
     return path
+
+
+def build_tiny_marian(path: str | Path, seed: int = 0) -> Path:
+    """A tiny random Marian (OPUS-MT architecture) translation model with an offline tokenizer.
+
+    Its translations are deterministic nonsense: enough for the translate-mode code paths
+    (loading, batching, caching, recording), never for quality."""
+    # heavy: transformers (and torch), only when a model is built
+    from transformers import MarianConfig, MarianMTModel
+
+    from neobabel.tower import train_subword_tokenizer
+
+    path = Path(path)
+    tok = train_subword_tokenizer(FIXTURE_CORPUS, vocab_size=300, model_max_length=64)
+    torch.manual_seed(seed)
+    config = MarianConfig(
+        vocab_size=len(tok), d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=64,
+        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id,
+        decoder_start_token_id=tok.pad_token_id, forced_eos_token_id=tok.eos_token_id,
+        init_std=1.0,  # large random weights: different inputs give different outputs
+    )
+    MarianMTModel(config).eval().save_pretrained(path)
+    tok.save_pretrained(path)
+    return path

@@ -118,7 +118,9 @@ def batch_stream(sampler: WorldSampler, start: int, stop: int, batch_size: int, 
 
 def _data_config(cfg: WorldTrainConfig, finetune: bool) -> WorldDataConfig:
     share = cfg.finetune.portrait_fraction if finetune else cfg.portrait_fraction
-    return WorldDataConfig(size=cfg.size, portrait_fraction=share, color_mention_prob=cfg.color_mention_prob)
+    langs = {"langs": tuple(cfg.langs)} if cfg.langs else {}
+    return WorldDataConfig(size=cfg.size, portrait_fraction=share, color_mention_prob=cfg.color_mention_prob,
+                           **langs)
 
 
 def run_stream(cfg: WorldTrainConfig, bias, start: int, pin_memory: bool = False):

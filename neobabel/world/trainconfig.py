@@ -12,6 +12,7 @@ from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativ
 
 from neobabel.configfile import read_yaml_mapping, resolve_config, validate_spec
 from neobabel.errors import InputError
+from neobabel.languages import normalize_lang
 
 
 class TowerSpec(BaseModel):
@@ -117,6 +118,12 @@ class WorldTrainConfig(BaseModel):
     precision: Literal["fp32", "bf16"] = "fp32"
     portrait_fraction: float = 0.35
     color_mention_prob: float = 0.5
+    # Caption languages the model trains on (None: all 13). ["en"] gives an English-only model
+    # whose own text encoder never sees another language: the backbone `neobabel distill`
+    # aligns a multilingual tower to (benchmarks/RESULTS.md §16).
+    # Left out of the record when unset, so the configs (and checkpoints) of all-language models
+    # read as before the field existed.
+    langs: list[str] | None = Field(None, exclude_if=lambda v: v is None)
     sample_steps: int = 20
     sample_guidance: float = 2.0
     # Caption-only steps that pretrain the tower to predict what each caption names, before
@@ -127,6 +134,14 @@ class WorldTrainConfig(BaseModel):
     tower: TowerSpec = TowerSpec()
     unet: UNetSpec = UNetSpec()
     finetune: FinetuneSpec | None = None
+
+    @model_validator(mode="after")
+    def _known_langs(self):
+        if self.langs is not None:
+            if not self.langs:
+                raise ValueError("langs is empty; leave it out for all languages")
+            self.langs = [normalize_lang(code) for code in self.langs]
+        return self
 
     @property
     def total_steps(self) -> int:
