@@ -1,6 +1,6 @@
 """Tower distillation and translate-then-generate on the Babel world (benchmarks/RESULTS.md §16).
 
-Scores the conditioning routes on the world's object suite (neobabel.world.evaluate, exact
+Scores the conditioning routes on the world's object suite (neobabel.eval.world, exact
 detector), per language, with the same scenes and seeds for every route:
 
   english-only   the English-only world model fed every language as is (its own encoder)
@@ -31,7 +31,7 @@ import torch
 
 from neobabel.languages import LANGUAGE_CODES
 from neobabel.pipeline import BabelPipeline
-from neobabel.world.evaluate import evaluate
+from neobabel.eval.world import evaluate
 from neobabel.world.parallel import WorldOracleTranslator
 
 

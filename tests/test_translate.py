@@ -120,7 +120,7 @@ def test_translate_preset(tiny_sd_dir, marian_dir, tmp_path, fast):
 
 def test_world_oracle_inverts_the_caption_grammar():
     from neobabel.world.data import scene_caption
-    from neobabel.world.evaluate import object_suite
+    from neobabel.eval.world import object_suite
     from neobabel.world.parallel import WorldOracleTranslator
     from neobabel.world.spec import ObjectScene
 
