@@ -392,6 +392,10 @@ class _Generation:
 
     def generate(self, run: RunDir, units: list[WorkUnit]) -> list[dict]:
         """Generate the units not in the run yet; -> the manifest row of every unit, in order."""
+        if getattr(self.pipe, "translator", None) is not None:
+            # translate mode: an image's key follows the English text (cached in the run, so
+            # generate_into_run finds the same translations without translating again)
+            units = self.pipe.translate_units(units, run.path)
         keys = [image_key(self.identity, u, self.param_dict) for u in units]
         with self.engines.generation() as runner:
             generate_into_run(self.pipe, units, run, self.params, batch_size=self.batch_size, progress=self.progress,

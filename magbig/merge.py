@@ -48,7 +48,10 @@ def merge_audits(out: str | Path, shard_dirs: Sequence[str | Path]) -> dict:
         if info.get("audit_status") != "complete":
             raise InputError(f"audit shard {path} is {info.get('audit_status', 'unfinished')}; rerun its "
                              "command to finish it, then merge")
-    counts = merge_runs(out, shard_dirs)  # refuses mixed specs before anything of ours is written
+    # Refuses mixed specs and an incomplete shard set before anything is written. The audit's
+    # own run.json fields are written last, after its tables: a merge killed in between leaves
+    # a run without audit_status, never one that claims a complete audit.
+    counts = merge_runs(out, shard_dirs, drop_fields=_AUDIT_FIELDS + ("audit_status", "audit_result"))
     run = open_run(out)
     units = pl.concat([_read(r.path / UNITS_FILE, UNITS_COLUMNS) for r in runs], how="vertical_relaxed")
     dup = units.group_by("prompt_id", "slot", "attempt").len().filter(pl.col("len") > 1)

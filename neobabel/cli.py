@@ -25,6 +25,7 @@ from neobabel.clikit import (
     ALLOW_PICKLE_HELP, DEVICE_METAVAR, FAST_BATCHING_HELP, NO_LIMITS_HELP, add_top_level_options, console,
     model_default, model_help, new_app, run_cli,
 )
+from neobabel.devices import resolve_device
 from neobabel.errors import InputError
 from neobabel.evalcli import eval_app
 from neobabel.evalcli_dpg import consistency as eval_consistency
@@ -104,12 +105,6 @@ def _prompt_rows(prompt: str | None, prompts_file: Path | None, lang: str) -> tu
     return rows, {"source": str(prompts_file), "sha256": hashlib.sha256(Path(prompts_file).read_bytes()).hexdigest()}
 
 
-def _resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch  # heavy: only `--device auto` asks torch which devices exist
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @app.command()
@@ -168,7 +163,7 @@ def generate(
     shard_of = parse_shard(shard) if shard is not None else None
     if engine != "ray" and (address is not None or workers is not None):
         raise InputError("--address and --workers are for --engine ray; add --engine ray or drop them")
-    device = _resolve_device(device)
+    device = resolve_device(device)
     model = model or default_model()
     logger.info("loading model %s on %s", model, device)
     pipe = BabelPipeline.from_pretrained(model, device=device, attention=attention, allow_download=download,

@@ -19,3 +19,9 @@ def torch_device(device: str | None):
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device {device!r} asked for but CUDA is not available; use device='cpu'")
     return dev
+
+
+def resolve_device(device: str | None) -> str:
+    """The device name a model loads on: ``auto`` (or None) becomes ``cuda`` or ``cpu``; any
+    other name is checked as :func:`torch_device` does and returned as torch spells it."""
+    return str(torch_device(device))

@@ -40,6 +40,7 @@ from torch.nn import functional as F
 
 from neobabel.atomicfiles import atomic_write_json, atomic_write_text
 from neobabel.configfile import read_yaml_mapping, validate_spec
+from neobabel.devices import torch_device
 from neobabel.errors import InputError
 from neobabel.languages import normalize_lang
 from neobabel.pipeline import BabelPipeline
@@ -435,7 +436,7 @@ def distill(backbone: str, encoder: str, data: str | Path, out: str | Path, cfg:
         raise InputError(f"--data {data}: no rows left for training after holding out {cfg.eval_fraction:.0%}")
     if cfg.adapter not in ("linear", "mlp"):
         raise InputError(f"adapter {cfg.adapter!r} is not supported; use 'linear' or 'mlp'")
-    dev = torch.device(device)
+    dev = torch_device(device)  # "auto" -> cuda or cpu; unknown or unavailable -> InputError
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InputError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
     identity = {"config": cfg.model_dump(mode="json"), "backbone": backbone, "encoder": [encoder, encoder_revision],

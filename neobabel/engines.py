@@ -59,6 +59,17 @@ def _check_workers(workers: int | None) -> None:
         raise InputError(f"--workers must be at least 1, got {workers}")
 
 
+def pool_size(workers: int | None, gpus: int, cpus: int) -> int:
+    """How many actors: ``workers``, or one per GPU (else CPU). Each actor holds its GPU or CPU
+    for its whole life, so actors beyond the cluster's would never start and the work queued
+    on them would wait forever: refused with the number that fits."""
+    have, unit = (gpus, "GPUs") if gpus else (cpus, "CPUs")
+    if workers is not None and workers > have:
+        raise InputError(f"--workers {workers} is more than the Ray cluster's {have} {unit} (one per actor); "
+                         f"use --workers {have} or fewer, or add nodes to the cluster")
+    return workers or max(1, have)
+
+
 class _Worker:
     """One loaded pipeline in a Ray actor; makes batches and writes their PNGs into the run."""
 
@@ -94,7 +105,7 @@ class RayRunner:
                  address: str | None = None, batch_size: int = 1):
         _check_workers(workers)
         gpus, cpus = connect(address)
-        self.workers = workers or max(1, gpus or cpus)
+        self.workers = pool_size(workers, gpus, cpus)
         self.device = "cuda" if gpus else "cpu"
         self.pipeline, self.params, self.batch_size = pipeline, params, batch_size
         self.param_dict = key_params(pipeline, params)
@@ -178,7 +189,7 @@ class RayPool:
     def __init__(self, factory, *, workers: int | None = None, address: str | None = None):
         _check_workers(workers)
         gpus, cpus = connect(address)
-        self.workers = workers or max(1, gpus or cpus)
+        self.workers = pool_size(workers, gpus, cpus)
         self.options = {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": 1}
         self.threads = None if gpus else 1
         ray = _ray()

@@ -20,6 +20,7 @@ from neobabel.clikit import (
     ADDRESS_HELP, ALLOW_PICKLE_HELP, DEVICE_METAVAR, ENGINE_HELP, FAST_BATCHING_HELP, NO_LIMITS_HELP, WORKERS_HELP,
     EngineName, console, model_help, new_app,
 )
+from neobabel.devices import resolve_device
 from neobabel.errors import InputError
 from neobabel.languages import parse_langs
 
@@ -176,6 +177,9 @@ def geneval(
     check_engine(engine, address, workers)
     meta: dict = {"vocab": vocab, "images_per_prompt": n, "langs": lang_list, "engine": engine}
     if images is not None:
+        if len(lang_list) > 1:
+            raise InputError(f"--images scores one folder in one language; give one --langs code, not "
+                             f"{','.join(lang_list)} (metadata lines with a lang field override it)")
         jobs = bm.read_geneval_folder(images, lang=lang_list[0], n=n, vocab=vocab)
         meta["source"] = {"images": str(images)}
         prompts = None
@@ -194,7 +198,7 @@ def geneval(
                               f"e.g. {c['lexicon_examples'][0]}", markup=False)
     if prompts is not None:
         preflight.check_units(len(prompts), n, no_limits=no_limits)
-    device = _resolve_device(device)
+    device = resolve_device(device)
     # Backends load before any image is made: a missing detector costs nothing.
     scorer = bm.load_scorer(detector, vocab, detector_model=detector_model, detector_revision=detector_revision,
                             clip_model=clip_model, device=device, allow_pickle=allow_pickle)
@@ -230,12 +234,6 @@ def geneval(
     print(f"scores: {out}/scores.parquet  summary: {out}/summary.json  report: {out}/geneval.html")
 
 
-def _resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch  # heavy: only `--device auto` asks torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 __all__ = ["eval_app", "geneval", "check_common", "load_pipeline", "print_geneval_table"]

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from neobabel import preflight
 from neobabel.clikit import DEVICE_METAVAR, NO_LIMITS_HELP, console, model_help
+from neobabel.devices import resolve_device
 from neobabel.errors import InputError
 from neobabel.evalcli import AddressOpt, EngineOpt, WorkersOpt, check_engine, ray_runner_for
 from neobabel.languages import LANGUAGE_CODES, parse_langs
@@ -66,19 +68,25 @@ def _write_outputs(out: Path, scores, summary: dict, title: str, facts: list, ta
 
 def _print_tables(tables: list) -> None:
     for t in tables:
-        table = Table(title=t["title"])
+        # escaped: titles and cells hold user strings (model paths, category names), not markup
+        table = Table(title=escape(str(t["title"])))
         for h in t["header"]:
-            table.add_column(str(h), justify="left" if h == t["header"][0] else "right")
+            table.add_column(escape(str(h)), justify="left" if h == t["header"][0] else "right")
         for row in t["rows"]:
-            table.add_row(*[str(c) for c in row])
+            table.add_row(*[escape(str(c)) for c in row])
         console.print(table)
 
 
 def _open_rgb(path: Path):
+    """The RGB image, or the exception a missing/corrupt file raised: a counted failure, never
+    a crash that loses the run's other scores."""
     from PIL import Image
 
-    with Image.open(path) as im:
-        return im.convert("RGB")
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except (OSError, ValueError, SyntaxError) as exc:  # PIL raises these for truncated or foreign files
+        return exc
 
 
 class _LazyTiles(dict):
@@ -126,6 +134,15 @@ def _generate(model: Optional[str], units: list, out: Path, device: str, batch_s
     return images
 
 
+def _interval_cell(d: dict | None) -> str:
+    """"mean [lo, hi]" of one consistency cell; "unscored" when no pair could be scored."""
+    if d is None:
+        return "–"
+    if d["mean"] is None:
+        return f"unscored ({d['unscored_pairs']} pairs)"
+    return f"{d['mean']:.3f} [{d['lo']:.3f}, {d['hi']:.3f}]"
+
+
 def _fmt(v) -> str:
     return "–" if v is None else f"{v:.1f}"
 
@@ -162,6 +179,7 @@ def dpg(
     preflight.check_device(device)
     preflight.check_out_dir(out)
     check_engine(engine, address, workers)
+    device = resolve_device(device)
     if csv is not None:
         items = dpgmod.read_dpg_csv(csv, legacy=legacy)
         items = [it for it in items if it.lang in lang_list]
@@ -210,7 +228,7 @@ def dpg(
     _print_tables(tables)
     if summary["failed_tiles"] or unknown:
         console.print(f"[yellow]{summary['failed_tiles']} tiles failed (scored 0{' and dropped: legacy' if legacy else ''}); "
-                      f"{len(unknown)} image files match no prompt; see {out}/summary.json[/yellow]")
+                      f"{len(unknown)} image files match no prompt; see {escape(str(out))}/summary.json[/yellow]")
     print(f"scores: {out}/scores.parquet  summary: {out}/summary.json  report: {out}/report.html")
 
 
@@ -253,6 +271,7 @@ def consistency(
     preflight.check_device(device)
     preflight.check_out_dir(out)
     check_engine(engine, address, workers)
+    device = resolve_device(device)
     embedders = {}
     if "clip" in wanted or "dinov2" in wanted:
         from neobabel.scorers.embed import load_embedder
@@ -283,6 +302,9 @@ def consistency(
                 if path is None:
                     continue
                 im = _open_rgb(path)
+                if isinstance(im, Exception):
+                    failed.append(f"{path.name}: {type(im).__name__}")
+                    continue
                 rows.append({"prompt_id": p.prompt_id, "lang": p.lang, "variant": p.variant, "seed": seed,
                              "image_index": len(image_list)})
                 image_list.append(im)
@@ -300,8 +322,7 @@ def consistency(
         encs = sorted(by_enc)
         lang_rows = [lang for lang in LANGUAGE_CODES if any(lang in by_enc[e] for e in encs)]
         tables.append({"title": metric, "header": ["lang", *encs], "rows": [
-            [lang, *[(f"{by_enc[e][lang]['mean']:.3f} [{by_enc[e][lang]['lo']:.3f}, {by_enc[e][lang]['hi']:.3f}]"
-                      if lang in by_enc[e] else "–") for e in encs]] for lang in lang_rows]})
+            [lang, *[_interval_cell(by_enc[e].get(lang)) for e in encs]] for lang in lang_rows]})
     facts = [("anchor", "English image, same prompt id and seed"), ("prompts", summary["prompts"]), ("seeds", n),
              ("encoders", ", ".join(wanted))]
     _write_outputs(out, scores.drop("en_index", "other_index"), summary, "Cross-lingual consistency", facts, tables)

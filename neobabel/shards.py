@@ -59,12 +59,14 @@ def _read_shard(path: Path) -> tuple[RunDir, dict, list[dict]]:
     return run, info, held_specs(info)
 
 
-def merge_runs(out: str | Path, shard_dirs: Sequence[str | Path]) -> dict:
+def merge_runs(out: str | Path, shard_dirs: Sequence[str | Path], *, drop_fields: Sequence[str] = ()) -> dict:
     """Merge complete shard run directories into `out` (idempotent); returns counts.
 
     Refused with one line (nothing written): a shard that is not a complete run directory,
     shards holding different specs, an `out` holding another spec, two shards whose PNGs of
-    one key differ.
+    one key differ, shards of `--shard I/N` runs whose indices are not each of 0..N-1 once.
+    `drop_fields`: run.json fields of the shards not copied to `out` (a command built on top
+    writes its own once its own tables are merged).
     """
     if not shard_dirs:
         raise InputError("give at least one SHARD_DIR to merge")
@@ -82,6 +84,7 @@ def merge_runs(out: str | Path, shard_dirs: Sequence[str | Path]) -> dict:
         raise InputError(f"{out} holds another spec than the shards ({diffs or 'specs differ'}); merge into a new OUT")
     if any(Path(p).resolve() == out_run.path.resolve() for p in shard_dirs):
         raise InputError(f"OUT {out} is one of the shards; merge into a new directory")
+    check_shard_set([info.get("shard") for _, info, _ in shards], shard_dirs)
 
     rows: dict[tuple[str, str], dict] = {}
     sources: dict[str, tuple[Path, str]] = {}  # key -> (PNG, sha256)
@@ -112,16 +115,39 @@ def merge_runs(out: str | Path, shard_dirs: Sequence[str | Path]) -> dict:
         existing = {(r["key"], r["prompt_id"]): r for r in out_run.load_manifest().iter_rows(named=True)}
         merged = {**existing, **{uid: existing.get(uid, r) for uid, r in rows.items()}}
         out_run.write_manifest(pl.DataFrame(list(merged.values()), schema=GENERATION_SCHEMA))
-        out_run.write_run_json(_merged_info(shards, shard_dirs, len(merged)))
+        out_run.write_run_json(_merged_info(shards, shard_dirs, len(merged), drop_fields))
     return {"shards": len(shards), "images": len(sources), "copied": copied, "rows": len(merged)}
 
 
-def _merged_info(shards, shard_dirs, n_rows: int) -> dict:
+def check_shard_set(shard_info: Sequence[dict | None], shard_dirs: Sequence[str | Path]) -> None:
+    """Shards made with --shard I/N must be all N of them, each once: a merge of some of them
+    would look like the whole run. Directories made without --shard are not checked."""
+    marked = [(p, s) for p, s in zip(shard_dirs, shard_info) if isinstance(s, dict) and "count" in s]
+    if not marked:
+        return
+    counts = {int(s["count"]) for _, s in marked}
+    if len(counts) > 1:
+        raise InputError(f"the shards were cut into different numbers of parts ({sorted(counts)}); "
+                         "merge the shards of one --shard I/N run")
+    count = counts.pop()
+    seen: dict[int, str | Path] = {}
+    for p, s in marked:
+        i = int(s["index"])
+        if i in seen:
+            raise InputError(f"shard {i}/{count} is given twice ({seen[i]} and {p}); give each shard once")
+        seen[i] = p
+    missing = sorted(set(range(count)) - set(seen))
+    if missing:
+        raise InputError(f"shard(s) {', '.join(f'{i}/{count}' for i in missing)} missing from the merge; "
+                         f"give all {count} shard directories (a partial merge would look like the whole run)")
+
+
+def _merged_info(shards, shard_dirs, n_rows: int, drop_fields: Sequence[str] = ()) -> dict:
     """run.json of the merged run: the first shard's description, the shards it came from.
 
     Nothing in it depends on when the merge ran, so merging again rewrites the same bytes."""
     base = {k: v for k, v in shards[0][1].items()
-            if k not in ("invocations", "shard", "stopped", "notes", "counts", "engine")}
+            if k not in ("invocations", "shard", "stopped", "notes", "counts", "engine", *drop_fields)}
     finished = sorted(str(info.get("finished", "")) for _, info, _ in shards)
     base.update({
         "format_version": RUN_FORMAT_VERSION,

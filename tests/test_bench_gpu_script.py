@@ -121,7 +121,9 @@ def test_tiny_run_reports_compile_tower_summary_and_goals(full):
     assert list(summary) == SUMMARY_FIELDS
     ours = [r for r in report["runs"] if r["pipeline"] == "ours" and r["mode"] == "native" and not r["paired"]]
     best = max(ours, key=lambda r: r["images_per_s"])
-    assert summary["best"] == best["label"]
+    # the JSON rounds images/s, so two tiny runs can tie there; the summary picks one of them
+    assert summary["best"] in {r["label"] for r in ours if r["images_per_s"] == best["images_per_s"]}
+    best = next(r for r in ours if r["label"] == summary["best"])
     assert math.isclose(summary["speedup_vs_bare"], best["images_per_s"] / summary["bare_b1_images_per_s"],
                         rel_tol=1e-2)
     assert summary["fraction_of_matmul"] == best["fraction_of_matmul"]

@@ -159,3 +159,12 @@ def test_coco_folder_scored_with_tiny_mask2former_and_clip_through_the_cli(cli, 
     scores = pl.read_parquet(out / "scores.parquet")
     assert {"count", "color"} <= set(scores["check"].to_list())
     assert set(scores["class"].drop_nulls().to_list()) <= set(geneval_classes())
+
+
+def test_images_folder_with_several_languages_is_refused(cli, tmp_path):
+    root = tmp_path / "imgs"
+    _geneval_folder(root)
+    code, out, err = cli("eval", "geneval", "--images", str(root), "--vocab", "world", "--langs", "en,de",
+                         "--out", str(tmp_path / "o"), "--no-progress")
+    assert "--images scores one folder in one language" in _one_line_error(code, err)
+    assert not (tmp_path / "o").exists()

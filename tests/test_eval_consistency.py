@@ -80,7 +80,7 @@ def test_clc_and_parse_agreement_on_world_renders(encoders):
     pairs = cons.pair_images(table)
     assert pairs.height == 4
     scores = cons.score_pairs(pairs, images, {k: v.embed for k, v in encoders.items()}, world_parse=True)
-    s = cons.summarize(scores, n_boot=200)
+    s = cons.summarize(scores)
     parse = s["CLC"]["world-parse"]
     assert parse["de"]["mean"] == 1.0 and parse["ja"]["mean"] == 0.5 and parse["ja"]["prompts"] == 2
     # p0 ja: {circle, circle, square} vs {star, cross} share nothing; p1 ja: identical
@@ -92,10 +92,19 @@ def test_clc_and_parse_agreement_on_world_renders(encoders):
     assert "| de |" in cons.format_markdown(s)
 
 
-def test_bootstrap_interval_brackets_the_mean_and_is_reproducible():
+def test_mean_interval_is_students_t_and_guards_all_agreeing_prompts():
+    from scipy import stats
+
     v = np.array([0.2, 0.4, 0.9, 1.0])
-    m, lo, hi = cons.bootstrap_mean(v, n_boot=500, seed=3)
-    assert m == pytest.approx(0.625) and lo < m < hi and (lo, hi) == cons.bootstrap_mean(v, 500, 3)[1:]
+    m, lo, hi = cons.mean_interval(v)
+    ref = stats.t.interval(0.95, v.size - 1, loc=v.mean(), scale=stats.sem(v))
+    assert m == pytest.approx(0.625) and (lo, hi) == pytest.approx(ref)
+    # eight prompts that all agree: not a zero-width interval for a 0/1 metric
+    m, lo, hi = cons.mean_interval(np.ones(8), discrete=True)
+    assert m == 1.0 and hi == 1.0 and lo < 0.9
+    x = np.r_[np.ones(8), 0.0, 1.0]
+    assert lo == pytest.approx(x.mean() - stats.t.ppf(0.975, 7) * x.std(ddof=1) / np.sqrt(10))
+    assert np.isnan(cons.mean_interval(np.array([0.5]))[1])
 
 
 def test_objects_jaccard_is_a_multiset_overlap():
@@ -103,3 +112,23 @@ def test_objects_jaccard_is_a_multiset_overlap():
     assert cons.objects_jaccard(a, a) == 1.0 and cons.objects_jaccard([], []) == 1.0
     assert cons.objects_jaccard(a, [("circle", "red"), ("square", "blue")]) == pytest.approx(2 / 3)
     assert cons.objects_jaccard(a, [("star", "red")]) == 0.0
+
+
+def test_world_parse_does_not_score_images_it_cannot_read():
+    """Two images the world detector cannot read (real photos, noise) must not "agree": their
+    pair is unscored (null) and counted, not a perfect 1.0."""
+    import numpy as np
+    import polars as pl
+    from PIL import Image
+
+    from neobabel.eval import consistency as cons
+
+    rng = np.random.default_rng(0)
+    noise = Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    flat = Image.new("RGB", (64, 64), (20, 40, 200))
+    pairs = pl.DataFrame({"prompt_id": ["p"], "seed": [0], "lang": ["de"], "variant": [cons.NATIVE],
+                          "en_index": [0], "other_index": [1]})
+    scores = cons.score_pairs(pairs, [noise, flat], world_parse=True)
+    assert scores["value"].null_count() == scores.height == 2
+    cell = cons.summarize(scores)["CLC"][cons.PARSE_ENCODER]["de"]
+    assert cell["mean"] is None and cell["unscored_pairs"] == 1 and cell["prompts"] == 0

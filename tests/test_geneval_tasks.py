@@ -131,3 +131,21 @@ def test_lexicon_check_names_an_unknown_colour():
     spec = {"tag": "colors", "include": [{"class": "dog", "count": 1, "color": "dog"}]}
     (problem,) = tasks.lexicon_problems([tasks.MetadataLine(521, "en", spec, "a photo of a dog dog")])
     assert problem.startswith("line 521: unknown colour 'dog'")
+
+
+def test_a_metadata_file_named_for_one_language_is_read_as_that_language(tmp_path):
+    """evaluation_metadata_persian.jsonl holds Persian prompts: asked for as another language it
+    is refused (it would be scored under the wrong language), asked for as fa it is fa."""
+    import json
+
+    from neobabel.errors import InputError
+    from neobabel.eval.i18n import render_metadata
+    from neobabel.eval.tasks import load_metadata
+
+    path = tmp_path / "evaluation_metadata_persian.jsonl"
+    path.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in render_metadata("fa")[:3]),
+                    encoding="utf-8")
+    assert {ln.lang for ln in load_metadata(path)} == {"fa"}
+    assert {ln.lang for ln in load_metadata(path, lang="fa")} == {"fa"}
+    with pytest.raises(InputError, match="--langs fa"):
+        load_metadata(path, lang="en")

@@ -213,3 +213,15 @@ def test_killing_a_ray_actor_mid_run(single, babel_sd_dir, ray_cluster):
     single_run = RunDir(root / "ray-kill-single")
     generate_into_run(pipe, units, single_run, params, progress=False)
     assert _snapshot(run.path) == _snapshot(single_run.path)
+
+
+def test_more_workers_than_the_cluster_holds_is_refused():
+    """An actor holds its CPU/GPU for life: actors beyond the cluster's would never start."""
+    from neobabel.engines import pool_size
+    from neobabel.errors import InputError
+
+    assert pool_size(None, 0, 2) == 2 and pool_size(None, 4, 16) == 4 and pool_size(1, 0, 2) == 1
+    with pytest.raises(InputError, match="--workers 4 is more than the Ray cluster's 2 CPUs"):
+        pool_size(4, 0, 2)
+    with pytest.raises(InputError, match="2 GPUs"):
+        pool_size(3, 2, 64)

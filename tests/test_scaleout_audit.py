@@ -82,6 +82,12 @@ def test_three_audit_shards_merged_equal_one_process(root, single, magbig_cli):
     parts = [pl.read_parquet(s / "units.parquet").filter(pl.col("attempt") == 0).height for s in shards]
     assert sum(parts) == 3 * 2 * 3 and all(parts)  # every slot in exactly one shard
 
+    # some of the shards only, or one twice: refused, nothing written (it would look complete)
+    code, out, err = magbig_cli("merge", root / "partial", *shards[:2])
+    assert code == 2 and "2/3 missing" in err and not (root / "partial").exists(), err
+    code, out, err = magbig_cli("merge", root / "partial", shards[0], shards[0], shards[1], shards[2])
+    assert code == 2 and "given twice" in err and not (root / "partial").exists(), err
+
     code, out, err = magbig_cli("merge", root / "merged", *shards)
     assert code == 0, err
     assert _snapshot(root / "merged") == _snapshot(single)

@@ -184,3 +184,37 @@ def test_world_training_languages_restrict_the_data(tmp_path):
     with pytest.raises(InputError, match="unknown language 'xx'") as err:
         load_config(bad)
     assert "\n" not in str(err.value)
+
+
+def test_an_audit_in_translate_mode_keys_images_by_the_english_text(tmp_path):
+    """magbig audit on a translate-mode pipeline: a feminine prompt whose translation drops the
+    gender gets the English direct prompt's pixels (its key still names its own text); the
+    audit's keys follow the translations and it completes."""
+    import polars as pl
+
+    from magbig.audit import make_spec, run_audit
+    from neobabel.pipeline import BabelPipeline
+    from neobabel.world.parallel import WorldOracleTranslator
+
+    pipe = BabelPipeline.from_pretrained("world").with_translator(WorldOracleTranslator(portraits=True))
+    spec = make_spec({"model": "world", "subjects": ["doctor"], "langs": ["en", "de"],
+                      "formulations": ["direct", "feminine"], "n": 2, "steps": 3, "batch_size": 2,
+                      "classifiers": [{"name": "world"}], "n_boot": 100})
+    out = run_audit(spec, tmp_path / "audit", progress=False, pipeline=pipe, report_files=False)
+    units = pl.read_parquet(out / "units.parquet")
+    keys = {(r["lang"], r["formulation"], r["slot"]): r["key"] for r in units.iter_rows(named=True)}
+    assert len(keys) == 6 and len(set(keys.values())) == 6  # the source text stays in the key
+    manifest = pl.read_parquet(out / "generations.parquet")
+    from PIL import Image
+
+    def pixels(lang, formulation, slot):  # the PNGs' text chunks name their own prompt: compare pixels
+        with Image.open(out / "images" / f"{keys[(lang, formulation, slot)]}.png") as im:
+            return im.tobytes()
+
+    for slot in (0, 1):  # one English text: the same pixels for the three prompts
+        assert pixels("de", "feminine", slot) == pixels("de", "direct", slot) == pixels("en", "direct", slot)
+    assert pixels("en", "direct", 0) != pixels("en", "direct", 1)
+    assert set(manifest["translation"].to_list()) == {"A photo of the face of a doctor."}
+    assert (out / "translations.json").is_file()
+    labels = pl.read_parquet(out / "labels.parquet")
+    assert set(labels["key"].to_list()) == set(keys.values())

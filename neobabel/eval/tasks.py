@@ -118,7 +118,11 @@ def load_metadata(path: str | Path, lang: str | None = None,
         raise InputError(f"metadata file {path} does not exist; give a GenEval metadata JSONL file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read metadata file {path} ({exc}); give a UTF-8 JSONL file") from None
-    return parse_metadata(text, str(path), lang or lang_from_filename(path), classes)
+    named = lang_from_filename(path)
+    if lang and named and lang != named:  # the file's name says which language its prompts are in
+        raise InputError(f"{path.name} holds {named!r} prompts (by its name) but --langs asks for {lang!r}; "
+                         f"pass --langs {named} (or rename the file)")
+    return parse_metadata(text, str(path), named or lang, classes)
 
 
 def builtin_metadata(lang: str) -> list[MetadataLine]:

@@ -148,17 +148,19 @@ class Mask2FormerDetector:
         return cls(net, proc, dev, class_names, source=os.fspath(model))
 
     def detect(self, images: Sequence[Any], labels: Sequence[str] | None = None,
-               batch_size: int = 8) -> list[list[Detection]]:
+               batch_size: int | None = None) -> list[list[Detection]]:
         # Batches hold images of one size only: padding to a batch's largest image would make a
-        # detection depend on its batch mates.
+        # detection depend on its batch mates. batch_size None: the images given are one batch
+        # (the caller, score_images, already cuts them to --score-batch-size).
         rgb = [_rgb(im) for im in images]
         by_size: dict[tuple[int, int], list[int]] = {}
         for i, im in enumerate(rgb):
             by_size.setdefault(im.size, []).append(i)
         out: list[list[Detection] | None] = [None] * len(rgb)
         for idx in by_size.values():
-            for j in range(0, len(idx), batch_size):
-                chunk = idx[j:j + batch_size]
+            step = batch_size or len(idx)
+            for j in range(0, len(idx), step):
+                chunk = idx[j:j + step]
                 for i, dets in zip(chunk, self._detect_batch([rgb[i] for i in chunk])):
                     out[i] = dets
         return out  # type: ignore[return-value]
@@ -226,7 +228,7 @@ class Owlv2Detector:
         return cls(net, proc, dev, min_score, source=os.fspath(model))
 
     def detect(self, images: Sequence[Any], labels: Sequence[str] | None = None,
-               batch_size: int = 4) -> list[list[Detection]]:
+               batch_size: int | None = None) -> list[list[Detection]]:
         import torch
 
         if not labels:
@@ -234,8 +236,9 @@ class Owlv2Detector:
         labels = list(labels)
         queries = [self.query_template.format(c) for c in labels]
         out: list[list[Detection]] = []
-        for i in range(0, len(images), batch_size):
-            batch = [_rgb(im) for im in images[i:i + batch_size]]
+        step = batch_size or max(1, len(images))  # None: the images given are one batch (see Mask2Former)
+        for i in range(0, len(images), step):
+            batch = [_rgb(im) for im in images[i:i + step]]
             enc = self.processor(text=[queries] * len(batch), images=batch, return_tensors="pt", padding=True)
             enc = {k: v.to(self.device) for k, v in enc.items()}
             with torch.inference_mode():

@@ -76,19 +76,43 @@ def _inverse_tables() -> tuple[dict[str, dict[str, str]], dict[str, int]]:
     return tables, clashes
 
 
+def _portrait_tables() -> dict[str, dict[str, str]]:
+    """{lang: {portrait prompt: the English prompt of its occupation and formulation (else direct)}}."""
+    from neobabel.world.bias import load_table  # the bias table: only for portraits
+
+    cells = load_table().cells
+    english = {(c.occupation, c.formulation): c.prompt for c in cells if c.lang == "en"}
+    tables: dict[str, dict[str, str]] = {}
+    for c in cells:
+        if c.lang != "en":
+            target = english.get((c.occupation, c.formulation), english[(c.occupation, "direct")])
+            tables.setdefault(c.lang, {})[c.prompt] = target
+    return tables
+
+
 class WorldOracleTranslator:
     """Exact world-caption -> English translation (an oracle upper bound, not an MT model).
 
-    Texts outside the caption grammar (e.g. portrait prompts) are returned unchanged and counted
-    in `misses`, so a run can say how many prompts the oracle could not translate.
+    Object captions invert exactly. ``portraits=True`` also translates the world's portrait
+    prompts (the bias table's cells): each goes to the English prompt of the same occupation and
+    formulation, and a formulation English lacks (feminine, gender-star) to the English direct
+    prompt: "Ärztin" becomes "doctor", as MT of a gendered noun into English usually goes. The
+    world's English grammar has no feminine occupation noun, so no translation could keep the
+    grammatical gender here; this oracle shows what the audit sees when it is dropped.
+    Texts outside the grammar are returned unchanged and counted in `misses`, so a run can say
+    how many prompts the oracle could not translate.
     """
 
     name = ORACLE_NAME
     revision = "grammar"
 
-    def __init__(self):
+    def __init__(self, portraits: bool = False):
         self.tables, self.clashes = _inverse_tables()
         self.misses = 0
+        if portraits:
+            self.name, self.tables = f"{ORACLE_NAME}-portraits", {k: dict(v) for k, v in self.tables.items()}
+            for lang, table in _portrait_tables().items():
+                self.tables[lang].update(table)
 
     def translate(self, texts: list[str], lang: str) -> list[str]:
         if lang == "en":
