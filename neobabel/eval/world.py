@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -33,6 +33,9 @@ from neobabel.world import detect
 from neobabel.world.bias import load_table
 from neobabel.world.data import scene_caption
 from neobabel.world.spec import COLORS, RELATIONS, SHAPES, TASKS, ObjectScene, sample_object_scene
+
+if TYPE_CHECKING:  # the annotation only; the function imports it when it runs
+    from neobabel.eval.tasks import MetadataLine
 
 #: The world's m-GenEval vocabulary.
 WORLD_CLASSES: tuple[str, ...] = SHAPES
