@@ -21,7 +21,7 @@ from neobabel import preflight
 from neobabel.clikit import DEVICE_METAVAR, NO_LIMITS_HELP, console, model_help
 from neobabel.devices import resolve_device
 from neobabel.errors import InputError
-from neobabel.evalcli import AddressOpt, EngineOpt, WorkersOpt, check_engine, ray_runner_for
+from neobabel.evalcli import AddressOpt, EngineOpt, WorkersOpt, check_common, check_engine, ray_runner_for
 from neobabel.languages import LANGUAGE_CODES, parse_langs
 
 VqaName = Literal["blip", "paligemma", "world"]
@@ -140,7 +140,18 @@ def _interval_cell(d: dict | None) -> str:
         return "–"
     if d["mean"] is None:
         return f"unscored ({d['unscored_pairs']} pairs)"
+    if d["lo"] is None:  # one prompt: a mean, no interval
+        return f"{d['mean']:.3f} (no interval: {d['prompts']} prompt)"
     return f"{d['mean']:.3f} [{d['lo']:.3f}, {d['hi']:.3f}]"
+
+
+def _checked_device(*, n: int, batch_size: int, out: Path, device: str, engine: str, address: Optional[str],
+                    workers: Optional[int], no_limits: bool) -> str:
+    """The checks dpg and consistency share (evalcli.check_common + the engine's), before any
+    model loads; -> the device the models load on ("auto" resolved)."""
+    check_common(n=n, batch_size=batch_size, out=out, device=device, no_limits=no_limits)
+    check_engine(engine, address, workers)
+    return resolve_device(device)
 
 
 def _fmt(v) -> str:
@@ -174,12 +185,8 @@ def dpg(
     from neobabel.eval.dpgworld import WorldOracle, world_dpg_items
 
     lang_list = parse_langs(langs) or list(LANGUAGE_CODES)
-    preflight.check_count("-n", n, preflight.MAX_IMAGES_PER_PROMPT, no_limits=no_limits)
-    preflight.check_count("--batch-size", batch_size, preflight.MAX_BATCH_SIZE, no_limits=no_limits)
-    preflight.check_device(device)
-    preflight.check_out_dir(out)
-    check_engine(engine, address, workers)
-    device = resolve_device(device)
+    device = _checked_device(n=n, batch_size=batch_size, out=out, device=device, engine=engine, address=address,
+                             workers=workers, no_limits=no_limits)
     if csv is not None:
         items = dpgmod.read_dpg_csv(csv, legacy=legacy)
         items = [it for it in items if it.lang in lang_list]
@@ -265,13 +272,9 @@ def consistency(
     if bad or not wanted:
         raise InputError(f"unknown encoder {bad[0] if bad else encoders!r}; use a comma-separated list of "
                          "clip, dinov2, world-parse")
-    preflight.check_count("-n", n, preflight.MAX_IMAGES_PER_PROMPT, no_limits=no_limits)
     preflight.check_count("--prompts", prompts, 1000, no_limits=no_limits)
-    preflight.check_count("--batch-size", batch_size, preflight.MAX_BATCH_SIZE, no_limits=no_limits)
-    preflight.check_device(device)
-    preflight.check_out_dir(out)
-    check_engine(engine, address, workers)
-    device = resolve_device(device)
+    device = _checked_device(n=n, batch_size=batch_size, out=out, device=device, engine=engine, address=address,
+                             workers=workers, no_limits=no_limits)
     embedders = {}
     if "clip" in wanted or "dinov2" in wanted:
         from neobabel.scorers.embed import load_embedder

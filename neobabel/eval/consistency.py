@@ -228,8 +228,14 @@ def format_markdown(summary: Mapping) -> str:
             cells = []
             for enc in encoders:
                 d = by_encoder[enc].get(lang)
-                cells.append(f"{d['mean']:.3f} [{d['lo']:.3f}, {d['hi']:.3f}]" if d and d["mean"] is not None
-                             else "unscored" if d else "–")
+                if not d:
+                    cells.append("–")
+                elif d["mean"] is None:
+                    cells.append("unscored")
+                elif d["lo"] is None:  # one prompt: a mean, no interval
+                    cells.append(f"{d['mean']:.3f}")
+                else:
+                    cells.append(f"{d['mean']:.3f} [{d['lo']:.3f}, {d['hi']:.3f}]")
             lines.append(f"| {lang} | " + " | ".join(cells) + " |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts)

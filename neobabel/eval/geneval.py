@@ -36,7 +36,7 @@ import polars as pl
 
 from neobabel.errors import InputError
 from neobabel.eval.i18n import GENEVAL_COLORS, GENEVAL_RELATIONS, GENEVAL_TAGS
-from neobabel.scorers.detection import Detection
+from neobabel.scorers.detection import Detection, relative_position
 
 
 
@@ -101,26 +101,7 @@ def keep_detections(detections: Sequence[Detection], tag: str,
 
 # -- rule 4: relative position ----------------------------------------------------------------
 
-def relative_position(box_a: Sequence[float], box_b: Sequence[float], threshold: float = 0.1) -> set[str]:
-    """Relations of A relative to B (GenEval's rule; y grows downwards)."""
-    boxes = np.array([list(box_a)[:4], list(box_b)[:4]], dtype=float).reshape(2, 2, 2)
-    center_a, center_b = boxes.mean(axis=-2)
-    dim_a, dim_b = np.abs(np.diff(boxes, axis=-2))[..., 0, :]
-    offset = center_a - center_b
-    revised = np.maximum(np.abs(offset) - threshold * (dim_a + dim_b), 0) * np.sign(offset)
-    if np.all(np.abs(revised) < 1e-3):
-        return set()
-    dx, dy = revised / np.linalg.norm(offset)
-    rels = set()
-    if dx < -0.5:
-        rels.add("left of")
-    if dx > 0.5:
-        rels.add("right of")
-    if dy < -0.5:
-        rels.add("above")
-    if dy > 0.5:
-        rels.add("below")
-    return rels
+# relative_position: neobabel.scorers.detection (one implementation for GenEval and the world)
 
 
 # -- rules 2-5: one image -----------------------------------------------------------------------

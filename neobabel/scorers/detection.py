@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
+import numpy as np
+
 
 @dataclass(frozen=True, eq=False)
 class Detection:
@@ -41,3 +43,29 @@ class ColorClassifier(Protocol):
     """(image, detections of one class) -> one colour name per detection, in order."""
 
     def __call__(self, image: Any, detections: Sequence[Detection]) -> list[str]: ...
+
+
+def relative_position(box_a: Sequence[float], box_b: Sequence[float], threshold: float = 0.1) -> set[str]:
+    """Relations of box A relative to box B, GenEval's rule (evaluate_images.py): the centre
+    offset, shrunk by ``threshold`` x the summed box sizes per axis, normalized; a component
+    beyond 0.5 names the relation. Boxes are (x0, y0, x1, y1), y growing downwards. The world's
+    scene generator and detector use it too, so its scenes are placed by the rule that scores them."""
+    a = np.asarray(list(box_a)[:4], dtype=float).reshape(2, 2)
+    b = np.asarray(list(box_b)[:4], dtype=float).reshape(2, 2)
+    center_a, center_b = a.mean(axis=0), b.mean(axis=0)
+    dim_a, dim_b = np.abs(a[1] - a[0]), np.abs(b[1] - b[0])
+    offset = center_a - center_b
+    revised = np.maximum(np.abs(offset) - threshold * (dim_a + dim_b), 0) * np.sign(offset)
+    if np.all(np.abs(revised) < 1e-3):
+        return set()
+    dx, dy = revised / np.linalg.norm(offset)
+    rels = set()
+    if dx < -0.5:
+        rels.add("left of")
+    if dx > 0.5:
+        rels.add("right of")
+    if dy < -0.5:
+        rels.add("above")
+    if dy > 0.5:
+        rels.add("below")
+    return rels

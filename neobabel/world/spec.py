@@ -23,6 +23,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from neobabel.scorers.detection import relative_position as _relative_position
+
 # --------------------------------------------------------------------------------------------
 # vocabulary
 # --------------------------------------------------------------------------------------------
@@ -337,26 +339,9 @@ POSITION_THRESHOLD = 0.1
 
 def relative_position(box_a, box_b) -> set[str]:
     """Relations that hold for ``a`` relative to ``b`` (GenEval's rule, boxes as x0, y0, x1, y1
-    in any common unit, y growing downwards): e.g. ``{"left of"}`` or ``{"right of", "above"}``."""
-    a = np.asarray(box_a, dtype=float).reshape(2, 2)
-    b = np.asarray(box_b, dtype=float).reshape(2, 2)
-    center_a, center_b = a.mean(axis=0), b.mean(axis=0)
-    dim_a, dim_b = np.abs(a[1] - a[0]), np.abs(b[1] - b[0])
-    offset = center_a - center_b
-    revised = np.maximum(np.abs(offset) - POSITION_THRESHOLD * (dim_a + dim_b), 0) * np.sign(offset)
-    if np.all(np.abs(revised) < 1e-3):
-        return set()
-    dx, dy = revised / np.linalg.norm(offset)
-    rels = set()
-    if dx < -0.5:
-        rels.add("left of")
-    if dx > 0.5:
-        rels.add("right of")
-    if dy < -0.5:
-        rels.add("above")
-    if dy > 0.5:
-        rels.add("below")
-    return rels
+    in any common unit, y growing downwards): e.g. ``{"left of"}`` or ``{"right of", "above"}``.
+    The m-GenEval engine's own function (neobabel.scorers.detection) at GenEval's threshold."""
+    return _relative_position(box_a, box_b, POSITION_THRESHOLD)
 
 
 __all__ += ["POSITION_THRESHOLD", "relative_position"]
