@@ -301,7 +301,14 @@ def save_checkpoint(out: Path, step: int, elapsed: float, state: dict, opt, iden
 
 def check_resume(out: Path, identity: dict) -> dict | None:
     """The checkpoint's state, if one matches this run's student and data; None if none."""
-    state_file = out / CHECKPOINT / "state.json"
+    final = out / CHECKPOINT
+    if not final.exists():
+        # A save killed between its two renames (save_checkpoint) left the previous checkpoint,
+        # whole, under its .old name: that one resumes, rather than training from step 0.
+        olds = sorted(out.glob(f".{CHECKPOINT}.old-*"), key=lambda p: p.stat().st_mtime)
+        if olds and (olds[-1] / "state.json").is_file():
+            os.replace(olds[-1], final)
+    state_file = final / "state.json"
     if not state_file.is_file():
         return None
     try:

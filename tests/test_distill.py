@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -152,6 +153,22 @@ def test_resume_continues_from_checkpoint(tiny_sd_dir, xlmr_dir, tsv, tmp_path):
         assert torch.equal(a[k], b[k]), k
     # the encoder's trained layer is saved with the tower
     assert (resumed.out / "encoder" / "config.json").is_file()
+
+
+def test_a_save_killed_between_its_renames_resumes_from_the_previous_checkpoint(tiny_sd_dir, xlmr_dir, tsv, tmp_path):
+    """save_checkpoint renames the old checkpoint away, then the new one in: a kill between the
+    two leaves only `.checkpoint.old-PID`. The next run resumes from it, not from step 0."""
+    def run(steps):
+        cfg = DistillConfig(steps=steps, eval_every=0, checkpoint_every=2, trainable_layers=1, **FAST_CFG)
+        return distill(str(tiny_sd_dir), str(xlmr_dir), tsv, tmp_path / "t", cfg, progress=False)
+
+    run(3)
+    os.replace(tmp_path / "t" / "checkpoint", tmp_path / "t" / ".checkpoint.old-12345")  # the kill's state
+    logged = (tmp_path / "t" / "train_log.jsonl").read_text().splitlines()
+    resumed = run(6)
+    assert resumed.steps == 6 and not list((tmp_path / "t").glob(".checkpoint.old-*"))
+    after = (tmp_path / "t" / "train_log.jsonl").read_text().splitlines()
+    assert after[:len(logged)] == logged  # the log was continued, not started over
 
 
 def test_resume_refuses_another_student(tiny_sd_dir, xlmr_dir, tsv, tmp_path):
