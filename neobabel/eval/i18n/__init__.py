@@ -43,6 +43,24 @@ def lexicon(lang: str) -> dict:
     return _lexicon_file(lang)
 
 
+def compose(spec: dict, lex: dict, noun_phrase, joiner: str) -> str:
+    """The body of a GenEval prompt for a language that builds it from noun phrases in GenEval's
+    own order (en, de, nl, fr, es, it): "<A>", "<A> <joiner> <B>", "<count> <plural>",
+    "<B> <relation> <A>" (include[1] is placed relative to include[0]). ``noun_phrase(item)``
+    is the language's article + noun (+ agreeing colour)."""
+    inc, tag = spec["include"], spec["tag"]
+    if tag in ("single_object", "colors"):
+        return noun_phrase(inc[0])
+    if tag in ("two_object", "color_attr"):
+        return f"{noun_phrase(inc[0])} {joiner} {noun_phrase(inc[1])}"
+    if tag == "counting":
+        item = inc[0]
+        return f"{lex['numbers'][item['count']][0]} {lex['objects'][item['class']]['pl']}"
+    if tag == "position":
+        return f"{noun_phrase(inc[1])} {lex['relations'][inc[1]['position'][0]]} {noun_phrase(inc[0])}"
+    raise ValueError(f"unknown GenEval tag {tag!r}")
+
+
 def render(spec: dict, lang: str) -> str:
     """The prompt for one GenEval spec (tag/include/exclude) in `lang`."""
     grammar = importlib.import_module(f"{__package__}.{lang}")

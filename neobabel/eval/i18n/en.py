@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from neobabel.eval.i18n import compose
+
 
 def _article(word: str) -> str:
     # GenEval's rule: "an" before a vowel letter, else "a".
@@ -9,26 +11,11 @@ def _article(word: str) -> str:
 
 
 def render(spec: dict, lex: dict) -> str:
-    inc = spec["include"]
-    frame = lex["frame"]
-    num = lex["numbers"]
-    rel = lex["relations"]
-
-    def obj(i: dict) -> str:
-        name = lex["objects"][i["class"]]["sg"]
-        if "color" in i:
-            return f"{_article(lex['colors'][i['color']][0])} {name}"
+    def noun_phrase(item: dict) -> str:
+        name = lex["objects"][item["class"]]["sg"]
+        if "color" in item:
+            return f"{_article(lex['colors'][item['color']][0])} {name}"
         return _article(name)
 
-    tag = spec["tag"]
-    if tag in ("single_object", "colors"):
-        return frame.format(obj(inc[0]))
-    if tag in ("two_object", "color_attr"):
-        return frame.format(f"{obj(inc[0])} and {obj(inc[1])}")
-    if tag == "counting":
-        i = inc[0]
-        return frame.format(f"{num[i['count']][0]} {lex['objects'][i['class']]['pl']}")
-    if tag == "position":
-        # include[1] is placed relative to include[0]: "a photo of <B> <rel> <A>"
-        return frame.format(f"{obj(inc[1])} {rel[inc[1]['position'][0]]} {obj(inc[0])}")
-    raise ValueError(f"unknown GenEval tag {tag!r}")
+    # position: "a photo of <B> <rel> <A>"
+    return lex["frame"].format(compose(spec, lex, noun_phrase, "and"))

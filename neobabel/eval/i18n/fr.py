@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from neobabel.eval.i18n import compose
+
 import re
 
 # "de" + vowel → "d'" ("une photo d'un banc", but "de deux horloges"). In these prompts "de" only
@@ -14,8 +16,6 @@ def elide(text: str) -> str:
 
 
 def render(spec: dict, lex: dict) -> str:
-    inc = spec["include"]
-
     def noun_phrase(item: dict) -> str:
         obj = lex["objects"][item["class"]]
         phrase = f"{lex['articles'][obj['g']]} {obj['sg']}"
@@ -25,17 +25,6 @@ def render(spec: dict, lex: dict) -> str:
             phrase += " " + lex["colors"][item["color"]][lex["color_slots"].index(slot)]
         return phrase
 
-    tag = spec["tag"]
-    if tag in ("single_object", "colors"):
-        body = noun_phrase(inc[0])
-    elif tag in ("two_object", "color_attr"):
-        body = f"{noun_phrase(inc[0])} et de {noun_phrase(inc[1])}"
-    elif tag == "counting":
-        item = inc[0]
-        body = f"{lex['numbers'][item['count']][0]} {lex['objects'][item['class']]['pl']}"
-    elif tag == "position":
-        # include[1] is placed relative to include[0]: "<B> à gauche de <A>".
-        body = f"{noun_phrase(inc[1])} {lex['relations'][inc[1]['position'][0]]} {noun_phrase(inc[0])}"
-    else:
-        raise ValueError(f"unknown GenEval tag {tag!r}")
+    # position: "<B> à gauche de <A>"
+    body = compose(spec, lex, noun_phrase, "et de")
     return elide(lex["frame"].format(body))

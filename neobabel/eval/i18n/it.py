@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from neobabel.eval.i18n import compose
+
 import re
 
 # "uno" before s + consonant, z, gn, ps, pn, x, y ("uno zaino", "uno spazzolino").
@@ -17,8 +19,6 @@ def article(obj: dict, articles: dict) -> str:
 
 
 def render(spec: dict, lex: dict) -> str:
-    inc = spec["include"]
-
     def noun_phrase(item: dict) -> str:
         obj = lex["objects"][item["class"]]
         art = article(obj, lex["articles"])
@@ -29,17 +29,6 @@ def render(spec: dict, lex: dict) -> str:
             phrase += " " + lex["colors"][item["color"]][lex["color_slots"].index(slot)]
         return phrase
 
-    tag = spec["tag"]
-    if tag in ("single_object", "colors"):
-        body = noun_phrase(inc[0])
-    elif tag in ("two_object", "color_attr"):
-        body = f"{noun_phrase(inc[0])} e {noun_phrase(inc[1])}"
-    elif tag == "counting":
-        item = inc[0]
-        body = f"{lex['numbers'][item['count']][0]} {lex['objects'][item['class']]['pl']}"
-    elif tag == "position":
-        # include[1] is placed relative to include[0]: "<B> a sinistra di <A>".
-        body = f"{noun_phrase(inc[1])} {lex['relations'][inc[1]['position'][0]]} {noun_phrase(inc[0])}"
-    else:
-        raise ValueError(f"unknown GenEval tag {tag!r}")
+    # position: "<B> a sinistra di <A>"
+    body = compose(spec, lex, noun_phrase, "e")
     return lex["frame"].format(body)

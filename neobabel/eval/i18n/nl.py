@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from neobabel.eval.i18n import compose
+
 
 def render(spec: dict, lex: dict) -> str:
-    inc = spec["include"]
-
     def noun_phrase(item: dict) -> str:
         obj = lex["objects"][item["class"]]
         words = [lex["article"]]
@@ -15,17 +15,6 @@ def render(spec: dict, lex: dict) -> str:
         words.append(obj["sg"])
         return " ".join(words)
 
-    tag = spec["tag"]
-    if tag in ("single_object", "colors"):
-        body = noun_phrase(inc[0])
-    elif tag in ("two_object", "color_attr"):
-        body = f"{noun_phrase(inc[0])} en {noun_phrase(inc[1])}"
-    elif tag == "counting":
-        item = inc[0]
-        body = f"{lex['numbers'][item['count']][0]} {lex['objects'][item['class']]['pl']}"
-    elif tag == "position":
-        # include[1] is placed relative to include[0]: "<B> links van <A>".
-        body = f"{noun_phrase(inc[1])} {lex['relations'][inc[1]['position'][0]]} {noun_phrase(inc[0])}"
-    else:
-        raise ValueError(f"unknown GenEval tag {tag!r}")
+    # position: "<B> links van <A>"
+    body = compose(spec, lex, noun_phrase, "en")
     return lex["frame"].format(body)
