@@ -27,12 +27,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from neobabel._logging import muted_transformers
 from neobabel.devices import torch_device
-from neobabel.errors import InputError, ModelNotAvailableError
-from neobabel.scorers.clip import _is_hub_id
+from neobabel.errors import InputError
 from neobabel.scorers.detection import Detection
-from neobabel.weights import reading_pickle, weights_kwargs
+from neobabel.scorers.hub import load_pretrained, resolve_model_folder
 
 MASK2FORMER_DEFAULT_MODEL = "facebook/mask2former-swin-small-coco-instance"
 # No snapshot hash of this repository could be checked from here (no network, none in the
@@ -53,50 +51,9 @@ COLOR_BACKGROUND = "#999"
 
 def resolve_model(model: str | os.PathLike, revision: str | None, what: str, default_model: str,
                   default_revision: str | None) -> Path:
-    """The local folder of a model: ``model`` itself when it is a folder, else the cached
-    snapshot of hub id ``model``. Never downloads; one-paragraph error when it is not there."""
-    model = os.fspath(model)
-    p = Path(os.path.expanduser(model))
-    if p.is_dir():
-        return p
-    if p.exists() or not _is_hub_id(model):
-        raise InputError(f"{what} model folder {model!r} does not exist; pass a folder saved with "
-                         f"save_pretrained (model + processor) or a hub id like {default_model!r}")
-    if revision is None and model == default_model:
-        revision = default_revision
-    from huggingface_hub import constants, snapshot_download  # only when a hub id is looked up
-
-    try:
-        return Path(snapshot_download(model, revision=revision, local_files_only=True))
-    except Exception:
-        rev = f" --revision {revision}" if revision else ""
-        raise ModelNotAvailableError(
-            f"{what} model {model}{'@' + revision if revision else ''} is not in the local Hugging Face "
-            f"cache ({constants.HF_HUB_CACHE}); nothing is downloaded at run time. On a machine with "
-            f"internet run `hf download {model}{rev}` and point HF_HOME at that cache, or pass a local "
-            "folder saved with save_pretrained") from None
-
-
-def _load(model_cls, processor_cls, folder: Path, what: str, device, allow_pickle: bool):
-    weights_kw = {"use_safetensors": True}
-    if (folder / "config.json").is_file():
-        try:
-            weights_kw = weights_kwargs(folder, "transformers", allow_pickle)
-        except InputError as exc:
-            raise ModelNotAvailableError(f"cannot load a {what} model from {folder}: {exc}") from None
-    try:
-        with muted_transformers():
-            with reading_pickle(weights_kw["use_safetensors"], folder):
-                model = model_cls.from_pretrained(folder, local_files_only=True, **weights_kw).to(device).eval()
-            processor = processor_cls.from_pretrained(folder, local_files_only=True)
-    except InputError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise ModelNotAvailableError(
-            f"cannot load a {what} model and processor from {folder} ({' '.join(str(exc).split())[:200]}); "
-            "the folder needs config.json, the weights and the processor files (save_pretrained of "
-            "the model and of its processor)") from None
-    return model, processor
+    """The local folder of a detector (neobabel.scorers.hub), the default model at its pin."""
+    return resolve_model_folder(model, what, revision=revision, pinned={default_model: default_revision}
+                                if default_revision else None)
 
 
 def mask_to_box(mask: np.ndarray) -> tuple[float, float, float, float]:
@@ -143,7 +100,7 @@ class Mask2FormerDetector:
 
         folder = resolve_model(model, revision, "Mask2Former", MASK2FORMER_DEFAULT_MODEL, MASK2FORMER_DEFAULT_REVISION)
         dev = torch_device(device)
-        net, proc = _load(Mask2FormerForUniversalSegmentation, AutoImageProcessor, folder, "Mask2Former", dev,
+        net, proc = load_pretrained(Mask2FormerForUniversalSegmentation, AutoImageProcessor, folder, "Mask2Former", dev,
                           allow_pickle)
         return cls(net, proc, dev, class_names, source=os.fspath(model))
 
@@ -224,7 +181,7 @@ class Owlv2Detector:
 
         folder = resolve_model(model, revision, "OWLv2", OWLV2_DEFAULT_MODEL, OWLV2_DEFAULT_REVISION)
         dev = torch_device(device)
-        net, proc = _load(Owlv2ForObjectDetection, Owlv2Processor, folder, "OWLv2", dev, allow_pickle)
+        net, proc = load_pretrained(Owlv2ForObjectDetection, Owlv2Processor, folder, "OWLv2", dev, allow_pickle)
         return cls(net, proc, dev, min_score, source=os.fspath(model))
 
     def detect(self, images: Sequence[Any], labels: Sequence[str] | None = None,

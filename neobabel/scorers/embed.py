@@ -18,10 +18,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from neobabel._logging import muted_transformers
 from neobabel.devices import torch_device
-from neobabel.scorers.hub import load_failure, resolve_model_folder
-from neobabel.weights import reading_pickle, weights_kwargs
+from neobabel.scorers.hub import load_pretrained, resolve_model_folder
 
 DINOV2_MODEL = "facebook/dinov2-base"
 # As it appears in public Hugging Face caches; not re-verified against the Hub from here.
@@ -64,13 +62,7 @@ class Dinov2Embedder:
         model = model or DINOV2_MODEL
         folder = resolve_model_folder(model, "DINOv2", pinned={DINOV2_MODEL: DINOV2_REVISION})
         dev = torch_device(device)
-        try:
-            kw = weights_kwargs(folder, "transformers", allow_pickle) if (folder / "config.json").is_file() else {}
-            with muted_transformers(), reading_pickle(kw.get("use_safetensors"), folder):
-                net = Dinov2Model.from_pretrained(folder, local_files_only=True, **kw).to(dev).eval()
-                processor = AutoImageProcessor.from_pretrained(folder, local_files_only=True)
-        except (OSError, ValueError) as exc:
-            raise load_failure("DINOv2", folder, exc) from None
+        net, processor = load_pretrained(Dinov2Model, AutoImageProcessor, folder, "DINOv2", dev, allow_pickle)
         return cls(net, processor, dev, f"dinov2 ({model})", batch_size)
 
     def embed(self, images: Sequence[Any]) -> np.ndarray:

@@ -11,7 +11,9 @@ import os
 import re
 from pathlib import Path
 
+from neobabel._logging import muted_transformers
 from neobabel.errors import InputError, ModelNotAvailableError
+from neobabel.weights import reading_pickle, weights_kwargs
 
 
 def is_hub_id(s: str) -> bool:
@@ -54,3 +56,20 @@ def load_failure(what: str, folder: Path, exc: Exception) -> ModelNotAvailableEr
         f"cannot load the {what} model and processor from {folder} "
         f"({' '.join(str(exc).split())[:200]}); the folder needs config.json, the weights and the "
         "processor files (save_pretrained of the model and of its processor)")
+
+
+def load_pretrained(model_cls, processor_cls, folder: Path, what: str, device, allow_pickle: bool = False):
+    """``(model in eval mode on device, processor)`` from a local folder, offline, transformers'
+    logging muted. Weights from safetensors only unless ``allow_pickle`` (neobabel.weights); a
+    folder that does not load is a one-paragraph ModelNotAvailableError."""
+    weights_kw = {"use_safetensors": True}
+    try:
+        if (Path(folder) / "config.json").is_file():  # without it, transformers says what is missing
+            weights_kw = weights_kwargs(folder, "transformers", allow_pickle)  # refuses before loading
+        with muted_transformers():
+            with reading_pickle(weights_kw["use_safetensors"], folder):
+                model = model_cls.from_pretrained(folder, local_files_only=True, **weights_kw).to(device).eval()
+            processor = processor_cls.from_pretrained(folder, local_files_only=True)
+    except (InputError, OSError, ValueError) as exc:
+        raise load_failure(what, Path(folder), exc) from None
+    return model, processor

@@ -34,8 +34,7 @@ import numpy as np
 
 from neobabel._logging import muted_transformers
 from neobabel.devices import torch_device
-from neobabel.scorers.hub import load_failure, resolve_model_folder
-from neobabel.weights import reading_pickle, weights_kwargs
+from neobabel.scorers.hub import load_failure, load_pretrained, resolve_model_folder
 
 BLIP_VQA_MODEL = "Salesforce/blip-vqa-base"
 PALIGEMMA_MODEL = "google/paligemma-3b-mix-224"
@@ -103,13 +102,7 @@ class BlipVqa(_TextVqa):
 
         folder = resolve_model_folder(model, "BLIP VQA", revision=revision, pinned=PINNED_REVISIONS)
         dev = torch_device(device)
-        try:
-            kw = weights_kwargs(folder, "transformers", allow_pickle) if (folder / "config.json").is_file() else {}
-            with muted_transformers(), reading_pickle(kw.get("use_safetensors"), folder):
-                net = BlipForQuestionAnswering.from_pretrained(folder, local_files_only=True, **kw).to(dev).eval()
-                processor = AutoProcessor.from_pretrained(folder, local_files_only=True)
-        except (OSError, ValueError) as exc:
-            raise load_failure("BLIP VQA", folder, exc) from None
+        net, processor = load_pretrained(BlipForQuestionAnswering, AutoProcessor, folder, "BLIP VQA", dev, allow_pickle)
         backend = cls(net, processor, dev, batch_size)
         backend.name = f"blip ({model})"
         return backend
@@ -148,13 +141,7 @@ class PaliGemmaVqa(_TextVqa):
 
         folder = resolve_model_folder(model, "PaliGemma", revision=revision, pinned=PINNED_REVISIONS)
         dev = torch_device(device)
-        try:
-            kw = weights_kwargs(folder, "transformers", allow_pickle) if (folder / "config.json").is_file() else {}
-            with muted_transformers(), reading_pickle(kw.get("use_safetensors"), folder):
-                net = PaliGemmaForConditionalGeneration.from_pretrained(folder, local_files_only=True, **kw).to(dev).eval()
-                processor = AutoProcessor.from_pretrained(folder, local_files_only=True)
-        except (OSError, ValueError) as exc:
-            raise load_failure("PaliGemma", folder, exc) from None
+        net, processor = load_pretrained(PaliGemmaForConditionalGeneration, AutoProcessor, folder, "PaliGemma", dev, allow_pickle)
         processor.tokenizer.padding_side = "left"  # the next token is read at the last position
         backend = cls(net, processor, dev, batch_size)
         backend.name = f"paligemma ({model})"
