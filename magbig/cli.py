@@ -520,7 +520,19 @@ def explore(
     # One BLAS thread: the statistics solve many small systems, where threads only contend
     # (4-6x slower on a busy 2-core machine); an explicit setting wins.
     env = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **os.environ}
-    return subprocess.call(cmd, env=env)  # noqa: S603 (our own argv, no shell)
+    proc = subprocess.Popen(cmd, env=env)  # noqa: S603 (our own argv, no shell)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:  # Ctrl-C is how a server is stopped: not an interrupted run to resume
+        # Ctrl-C reached streamlit too; a SIGTERM sent to this process alone did not.
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        print("explorer stopped", file=sys.stderr)
+        return 0
 
 
 def main() -> None:

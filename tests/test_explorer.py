@@ -364,7 +364,23 @@ def test_magbig_explore_starts_streamlit_on_localhost(monkeypatch, runs, main):
     import subprocess
 
     calls, envs = [], []
-    monkeypatch.setattr(subprocess, "call", lambda cmd, **kw: calls.append(cmd) or envs.append(kw["env"]) or 0)
+    stop_with_ctrl_c = []
+
+    class Server:  # stands in for `streamlit run`'s process
+        def __init__(self, cmd, **kw):
+            calls.append(cmd)
+            envs.append(kw["env"])
+
+        def wait(self, timeout=None):
+            if stop_with_ctrl_c:
+                stop_with_ctrl_c.pop()
+                raise KeyboardInterrupt
+            return 0
+
+        def terminate(self):
+            calls.append("terminated")
+
+    monkeypatch.setattr(subprocess, "Popen", Server)
     code, _, err = main("explore", runs["world"], runs["job"])
     assert code == 0, err
     cmd = calls[0]
@@ -378,6 +394,10 @@ def test_magbig_explore_starts_streamlit_on_localhost(monkeypatch, runs, main):
     assert calls[1][calls[1].index("--server.port") + 1] == "8600"
     code, _, err = main("explore", "/no/such/run")
     assert code == 2 and "no such directory" in err
+    stop_with_ctrl_c.append(True)  # Ctrl-C stops the server: exit 0, not "interrupted; rerun"
+    code, _, err = main("explore", runs["world"])
+    assert code == 0 and "explorer stopped" in err and "rerun" not in err
+    assert calls[-1] == "terminated"  # the server goes with it
 
 
 def test_alignment_cost_beside_the_paired_tests_equals_the_report(monkeypatch, runs, tmp_path):
