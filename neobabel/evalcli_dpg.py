@@ -18,10 +18,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from neobabel import preflight
-from neobabel.clikit import DEVICE_METAVAR, NO_LIMITS_HELP, console, model_help
+from neobabel.clikit import console
 from neobabel.devices import resolve_device
 from neobabel.errors import InputError
-from neobabel.evalcli import AddressOpt, EngineOpt, WorkersOpt, check_common, check_engine, ray_runner_for
+from neobabel.evalcli import (
+    AddressOpt, DeviceOpt, EngineOpt, ModelOpt, NoLimitsOpt, ProgressOpt, WorkersOpt, check_common, check_engine,
+    ray_runner_for,
+)
 from neobabel.languages import LANGUAGE_CODES, parse_langs
 
 VqaName = Literal["blip", "paligemma", "world"]
@@ -159,7 +162,7 @@ def _fmt(v) -> str:
 
 
 def dpg(
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help=model_help())] = None,
+    model: ModelOpt = None,
     langs: Annotated[str, typer.Option("--langs", help="comma-separated codes, or all")] = "all",
     n: Annotated[int, typer.Option("-n", help="images per prompt (DPG-Bench: 4, one 2x2 grid)")] = 4,
     out: Annotated[Path, typer.Option("--out", "-o", help="run directory (images and scores)")] = Path("runs/eval-dpg"),
@@ -170,9 +173,9 @@ def dpg(
     vqa_model: Annotated[Optional[str], typer.Option("--vqa-model", help="VQA model folder or cached hub id")] = None,
     legacy: Annotated[bool, typer.Option("--legacy", help="reproduce DPG-Bench's compute_dpg_bench.py numbers, defects included")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="images per forward pass")] = 8,
-    device: Annotated[str, typer.Option("--device", metavar=DEVICE_METAVAR, help="where the models run")] = "cpu",
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show a progress bar")] = True,
-    no_limits: Annotated[bool, typer.Option("--no-limits", help=NO_LIMITS_HELP)] = False,
+    device: DeviceOpt = "cpu",
+    progress: ProgressOpt = True,
+    no_limits: NoLimitsOpt = False,
     engine: EngineOpt = "local",
     address: AddressOpt = None,
     workers: WorkersOpt = None,
@@ -240,7 +243,7 @@ def dpg(
 
 
 def consistency(
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help=model_help())] = None,
+    model: ModelOpt = None,
     langs: Annotated[str, typer.Option("--langs", help="comma-separated codes, or all (English is the anchor)")] = "all",
     n: Annotated[int, typer.Option("-n", help="seeds per prompt")] = 4,
     out: Annotated[Path, typer.Option("--out", "-o", help="run directory")] = Path("runs/eval-consistency"),
@@ -251,9 +254,9 @@ def consistency(
     dino_model: Annotated[Optional[str], typer.Option("--dino-model", help="DINOv2 folder or cached hub id")] = None,
     code_switch: Annotated[bool, typer.Option("--code-switch/--no-code-switch", help="also the code-switched prompts (CSS)")] = True,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="images per forward pass")] = 8,
-    device: Annotated[str, typer.Option("--device", metavar=DEVICE_METAVAR, help="where the models run")] = "cpu",
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show a progress bar")] = True,
-    no_limits: Annotated[bool, typer.Option("--no-limits", help=NO_LIMITS_HELP)] = False,
+    device: DeviceOpt = "cpu",
+    progress: ProgressOpt = True,
+    no_limits: NoLimitsOpt = False,
     engine: EngineOpt = "local",
     address: AddressOpt = None,
     workers: WorkersOpt = None,

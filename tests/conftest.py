@@ -145,3 +145,12 @@ def cli(monkeypatch, capsys):
     old_term = signal.getsignal(signal.SIGTERM)  # run_cli installs its own SIGTERM handler
     yield run_in_process(monkeypatch, capsys, "neobabel", cli_mod.main)
     signal.signal(signal.SIGTERM, old_term)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray cluster of 2 CPUs for one test module (skipped without the [ray] extra)."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

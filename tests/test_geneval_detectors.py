@@ -155,7 +155,7 @@ def test_a_model_not_in_the_cache_is_a_one_paragraph_error(monkeypatch, tmp_path
 
 def test_a_folder_without_weights_is_a_one_paragraph_error(tmp_path):
     (tmp_path / "m").mkdir()
-    with pytest.raises(ModelNotAvailableError, match="cannot load the Mask2Former model") as exc:
+    with pytest.raises(ModelNotAvailableError, match="cannot load a Mask2Former model") as exc:
         Mask2FormerDetector.load(tmp_path / "m", device="cpu")
     assert "\n" not in str(exc.value)
     with pytest.raises(InputError, match="does not exist"):

@@ -138,14 +138,6 @@ def test_ray_options_need_engine_ray(cli, single, babel_sd_dir):
 
 # -- Ray -----------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 @pytest.mark.slow
 def test_ray_run_equals_single_process(cli, single, babel_sd_dir, ray_cluster):
     root = single

@@ -138,14 +138,6 @@ def test_bad_scale_out_options_exit_2(root, magbig_cli, tmp_path, args, needle):
 
 # -- Ray -----------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 @pytest.mark.slow
 def test_ray_audit_and_classify_equal_one_process(root, single, magbig_cli, ray_cluster):
     code, out, err = magbig_cli("audit", "--config", root / "audit.yaml", "--engine", "ray", "--workers", "2",

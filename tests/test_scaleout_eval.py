@@ -13,14 +13,6 @@ ARGS = ["eval", "geneval", "--model", "world", "--langs", "en,de", "-n", "1", "-
         "--score-batch-size", "2", "--no-progress"]
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 def _scores(out):
     return pl.read_parquet(out / "scores.parquet").drop("path").to_dicts()  # path: where OUT is
 

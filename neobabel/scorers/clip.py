@@ -12,15 +12,13 @@ Nothing downloads: a hub id must already be in the local Hugging Face cache. Wei
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from neobabel._logging import muted_transformers
 from neobabel.devices import torch_device
-from neobabel.errors import InputError, ModelNotAvailableError
-from neobabel.weights import reading_pickle, weights_kwargs
+from neobabel.scorers.hub import load_pretrained, resolve_model_folder
 
 CLIP_DEFAULT_MODEL = "openai/clip-vit-large-patch14"
 # The snapshot with model.safetensors, as it appears in public Hugging Face caches
@@ -29,38 +27,13 @@ CLIP_DEFAULT_MODEL = "openai/clip-vit-large-patch14"
 CLIP_DEFAULT_REVISION = "32bd64288804d66eefd0ccbe215aa642df71cc41"
 
 
-def _is_hub_id(s: str) -> bool:
-    return re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", s) is not None and not s.startswith(".")
-
-
 def resolve_clip_model(model: str | os.PathLike = CLIP_DEFAULT_MODEL, revision: str | None = None) -> Path:
     """The local folder of a CLIP model: ``model`` itself when it is a folder, else the
     snapshot of hub id ``model`` (at ``revision``; pinned for :data:`CLIP_DEFAULT_MODEL`) in
     the local Hugging Face cache. Never downloads: InputError (ModelNotAvailableError) naming
-    the model and how to provide it.
+    the model and how to provide it (:func:`neobabel.scorers.hub.resolve_model_folder`).
     """
-    model = os.fspath(model)
-    p = Path(os.path.expanduser(model))
-    if p.is_dir():
-        return p
-    if p.exists() or not _is_hub_id(model):
-        raise InputError(
-            f"CLIP model folder {model!r} does not exist; pass a folder with config.json, the "
-            f"weights, the tokenizer and preprocessor_config.json, or a hub id like {CLIP_DEFAULT_MODEL!r}")
-    if revision is None and model == CLIP_DEFAULT_MODEL:
-        revision = CLIP_DEFAULT_REVISION
-    # huggingface_hub only when a hub id has to be looked up.
-    from huggingface_hub import constants, snapshot_download
-
-    try:
-        return Path(snapshot_download(model, revision=revision, local_files_only=True))
-    except Exception:
-        rev = f" --revision {revision}" if revision else ""
-        raise ModelNotAvailableError(
-            f"CLIP model {model}{'@' + revision if revision else ''} is not in the local Hugging "
-            f"Face cache ({constants.HF_HUB_CACHE}); nothing is downloaded at run time. On a "
-            f"machine with internet run `hf download {model}{rev}` and point HF_HOME at that "
-            "cache, or pass model=PATH to a local folder saved with save_pretrained") from None
+    return resolve_model_folder(model, "CLIP", revision=revision, pinned={CLIP_DEFAULT_MODEL: CLIP_DEFAULT_REVISION})
 
 
 def load_clip_model(folder: str | os.PathLike, device: Any = "cpu", allow_pickle: bool = False):
@@ -73,28 +46,9 @@ def load_clip_model(folder: str | os.PathLike, device: Any = "cpu", allow_pickle
 
     if not hasattr(device, "type"):
         device = torch_device(device)
-    weights_kw = {"use_safetensors": True}
-    if (Path(folder) / "config.json").is_file():  # without it, transformers says what is missing
-        try:
-            weights_kw = weights_kwargs(folder, "transformers", allow_pickle)  # refuses before loading
-        except InputError as exc:
-            raise ModelNotAvailableError(f"cannot load a CLIP model from {folder}: {exc}") from None
-    try:
-        with muted_transformers():
-            with reading_pickle(weights_kw["use_safetensors"], folder):
-                model = CLIPModel.from_pretrained(folder, local_files_only=True, **weights_kw).to(device).eval()
-            # Without torchvision, CLIPProcessor picks the PIL image processor
-            # (CLIPImageProcessorPil in transformers 5.x): same resize/crop/normalize.
-            processor = CLIPProcessor.from_pretrained(folder, local_files_only=True)
-    except InputError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise ModelNotAvailableError(
-            f"cannot load a CLIP model and processor from {folder} "
-            f"({' '.join(str(exc).split())[:200]}); the folder needs config.json, the weights, "
-            "the tokenizer files and preprocessor_config.json (save_pretrained of CLIPModel and "
-            "CLIPProcessor)") from None
-    return model, processor
+    # Without torchvision, CLIPProcessor picks the PIL image processor (CLIPImageProcessorPil in
+    # transformers 5.x): same resize/crop/normalize.
+    return load_pretrained(CLIPModel, CLIPProcessor, Path(folder), "CLIP", device, allow_pickle)
 
 
 def pooled_output(out):

@@ -51,9 +51,9 @@ def resolve_model_folder(model: str | os.PathLike, what: str, *, revision: str |
 def load_failure(what: str, folder: Path, exc: Exception) -> ModelNotAvailableError:
     """The one-paragraph error for a folder that does not load."""
     if isinstance(exc, InputError):
-        return ModelNotAvailableError(f"cannot load the {what} model from {folder}: {exc}")
+        return ModelNotAvailableError(f"cannot load a {what} model from {folder}: {exc}")
     return ModelNotAvailableError(
-        f"cannot load the {what} model and processor from {folder} "
+        f"cannot load a {what} model and processor from {folder} "
         f"({' '.join(str(exc).split())[:200]}); the folder needs config.json, the weights and the "
         "processor files (save_pretrained of the model and of its processor)")
 
