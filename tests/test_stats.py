@@ -527,6 +527,40 @@ def test_abs_dev_estimator_is_unbiased_at_parity_and_near_the_edges():
         assert sps.binom.pmf(k, n, 0.02) @ h == pytest.approx(0.48, abs=0.005)
 
 
+def test_binomial_pmf_rows_match_scipy_including_p_at_0_and_1():
+    from magbig.stats.shares import binom_pmf_rows
+    p = np.array([0.0, 1e-9, 0.03, 0.5, 0.77, 1.0])
+    for n in (1, 2, 7, 128, 500):
+        expected = sps.binom.pmf(np.arange(n + 1)[None, :], n, p[:, None])
+        np.testing.assert_allclose(binom_pmf_rows(n, p), expected, rtol=1e-9, atol=1e-13)
+
+
+def test_bootstrap_binomial_draws_follow_binomial_n_p_per_subject():
+    # The cluster bootstrap's stage 2 draws k* by inverse CDF from one flattened table: each
+    # subject's draws must be Binomial(n_i, k_i / n_i) (chi-square goodness of fit and moments),
+    # including p̂ = 0 and 1, and never leave 0..n_i.
+    from magbig.stats.aggregates import _binomial_by_inverse_cdf
+    k, n = np.array([0, 3, 64, 127, 128, 5, 2]), np.array([128, 128, 128, 128, 128, 10, 3])
+    rng = np.random.default_rng(5)
+    idx = rng.integers(0, len(n), size=(60_000, len(n)))
+    draws = _binomial_by_inverse_cdf(k, n, idx, rng)
+    for i in range(len(n)):
+        x = draws[idx == i]
+        assert x.min() >= 0 and x.max() <= n[i]
+        if k[i] in (0, n[i]):
+            assert (x == k[i]).all()
+            continue
+        expected = sps.binom.pmf(np.arange(n[i] + 1), n[i], k[i] / n[i]) * len(x)
+        observed = np.bincount(x, minlength=n[i] + 1)
+        keep = expected > 5  # pool the thin tails into one cell
+        obs = np.append(observed[keep], observed[~keep].sum())
+        exp = np.append(expected[keep], expected[~keep].sum())
+        obs, exp = (obs, exp) if exp[-1] > 0 else (obs[:-1], exp[:-1])
+        chi2 = ((obs - exp) ** 2 / exp).sum()
+        assert sps.chi2.sf(chi2, len(exp) - 1) > 1e-3, (i, chi2)
+        assert x.mean() == pytest.approx(k[i], abs=4 * math.sqrt(k[i] * (1 - k[i] / n[i]) / len(x)))
+
+
 def test_no_zero_width_interval_is_printed_as_certainty():
     one = stats.aggregate(stats.per_prompt(_cells([3], [5])), n_boot=200).row(0, named=True)
     assert one["mean_abs_dev_low"] < one["mean_abs_dev_high"] and one["mean_p_female_low"] < one["mean_p_female_high"]

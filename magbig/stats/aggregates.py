@@ -15,7 +15,9 @@ from magbig.stats._common import (
     GROUP_KEYS, _STATUS_COUNTS, _frame, _groups, _percentile_bounds, _present,
     _group_rng, _require_unique_subjects,
 )
-from magbig.stats.shares import _abs_dev_conditional, _abs_dev_variance, abs_dev_estimator, noise_floor
+from magbig.stats.shares import (
+    _abs_dev_conditional, _abs_dev_variance, abs_dev_estimator, binom_pmf_rows, noise_floor,
+)
 from magbig.stats.tables import _agg
 
 
@@ -43,7 +45,45 @@ def _cluster_bootstrap(
     nn = n[idx]
     if scheme == "subjects":
         return k[idx] / nn
-    return rng.binomial(nn, k[idx] / nn) / nn
+    return _binomial_by_inverse_cdf(k, n, idx, rng) / nn
+
+
+_GUIDE_BUCKETS = 4096  # a power of two: u * buckets and the bucket edges are exact
+
+
+def _binomial_by_inverse_cdf(k: np.ndarray, n: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """k* ~ Binomial(n[i], k[i] / n[i]) for every i in idx, by inverse CDF with a guide table.
+
+    numpy's binomial redoes its sampler's set-up whenever (n, p) changes between elements, which
+    made this draw most of `magbig stats`' time (RESULTS.md §15). Here each subject's CDF F_i is
+    built once and k* = #{j : F_i(j) <= u} = min{j : F_i(j) > u} for one uniform u per draw. The
+    guide table (Chen & Asau's indexed search) holds k* at each bucket edge b / 4096; a draw whose
+    bucket has the same k* at both edges takes it from there (k* is monotone in u), and the few
+    whose bucket holds a CDF step are searched exactly. Row i of the search table is i + F_i,
+    padded with i + 1 (F_i = 1 past n_i), so all rows concatenate into one sorted array.
+    """
+    width = int(n.max()) + 1
+    cdf = np.ones((len(n), width))
+    for value in np.unique(n):
+        sel = np.flatnonzero(n == value)
+        cdf[sel, : value + 1] = np.cumsum(binom_pmf_rows(int(value), k[sel] / value), axis=1)
+        cdf[sel, value:] = 1.0  # exactly 1 at and past n: rounding may leave 1 ± 1e-16
+    np.clip(cdf, 0.0, 1.0, out=cdf)
+    rows = np.arange(len(n))[:, None]
+    table = (cdf + rows).ravel()
+    # guide[i, b] = #{j : F_i(j) <= b / B} = #{j : ceil(F_i(j) * B) <= b}: a histogram per row of
+    # the first bucket edge each CDF value lies at or below, summed along the buckets.
+    first_edge = np.ceil(cdf * _GUIDE_BUCKETS).astype(np.int64) + rows * (_GUIDE_BUCKETS + 1)
+    guide = np.bincount(first_edge.ravel(), minlength=len(n) * (_GUIDE_BUCKETS + 1))
+    guide = np.cumsum(guide.reshape(len(n), _GUIDE_BUCKETS + 1), axis=1, dtype=np.int32)
+    u = rng.random(idx.shape)
+    bucket = (u * _GUIDE_BUCKETS).astype(np.int64)
+    draws = guide[idx, bucket].astype(np.int64)
+    step = np.nonzero(draws != guide[idx, bucket + 1])
+    at = idx[step]
+    draws[step] = np.searchsorted(table, u[step] + at, side="right") - at * width
+    return draws
+
 
 
 def aggregate(
