@@ -3,18 +3,18 @@
 Scores the conditioning routes on the world's object suite (neobabel.eval.world, exact
 detector), per language, with the same scenes and seeds for every route:
 
-  english-only   the English-only world model fed every language as is (its own encoder)
+  english-only   the English-only world model (tower and UNet trained on English captions
+                 only) fed every language as is
   translate      the same model behind the oracle translator (world caption grammar inverted
                  exactly: the upper bound of translate-then-generate here)
-  distilled      the same frozen backbone conditioned by a tower distilled onto its encoder
+  distilled      the same frozen backbone conditioned by a multilingual tower distilled onto its
+                 own (English-only) tower from parallel captions
   joint          the embedded world model (tower and UNet trained together on 13 languages)
 
 Prerequisites (the commands are in RESULTS §16):
+  neobabel world train --config configs/world/train-en.yaml --out runs/world-en
   python benchmarks/world_distill_setup.py --out runs/world-distill --scenes 1500
-  neobabel distill --backbone world --encoder runs/world-distill/encoder-en \\
-      --data runs/world-distill/english.tsv --out runs/world-distill/tower-en ...
-  (save it as a model folder: runs/world-distill/model-en)
-  neobabel distill --backbone runs/world-distill/model-en --encoder runs/world-distill/encoder-multi \\
+  neobabel distill --backbone runs/world-en/model --encoder runs/world-distill/encoder-multi \\
       --data runs/world-distill/parallel.tsv --out runs/world-distill/tower-multi ...
 
   nice -n 10 python benchmarks/world_distill.py --per-task 4 -n 2 --out runs/world-distill-eval
@@ -46,7 +46,7 @@ def routes(english_only: Path, distilled: Path, joint: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--english-only", type=Path, default=Path("runs/world-distill/model-en"))
+    ap.add_argument("--english-only", type=Path, default=Path("runs/world-en/model"))
     ap.add_argument("--distilled", type=Path, default=Path("runs/world-distill/tower-multi"))
     ap.add_argument("--joint", default="world")
     ap.add_argument("--per-task", type=int, default=4)

@@ -1,12 +1,12 @@
-"""Inputs of the world distillation demonstration (RESULTS §16): parallel captions and two
-randomly initialised XLM-R-style encoders that use the world's tokenizer.
+"""Inputs of the world distillation demonstration (RESULTS §16): parallel captions and a
+randomly initialised XLM-R-style encoder that uses the world's tokenizer.
 
   OUT/parallel.tsv     (en, lang, text) for SCENES scenes in the 12 other languages
-  OUT/english.tsv      (en, en, en) rows of the same scenes: English-only text
-  OUT/encoder-en/      2 layers, width 128: the English-only model's text encoder, to be trained
-                       on English captions only (the "CLIP" of this world)
   OUT/encoder-multi/   4 layers, width 192: the multilingual student, trained from scratch on the
                        parallel captions (no multilingual pretraining to lean on)
+
+The backbone is the English-only world model, trained separately:
+  neobabel world train --config configs/world/train-en.yaml --out runs/world-en
 
   python benchmarks/world_distill_setup.py --out runs/world-distill --scenes 1500
 """
@@ -44,13 +44,9 @@ def main() -> None:
     rows = list(parallel_captions(args.scenes, seed=0))
     (args.out / "parallel.tsv").write_text("en\tlang\ttext\n" + "".join(f"{e}\t{l}\t{t}\n" for e, l, t in rows),
                                            encoding="utf-8")
-    english = list(dict.fromkeys(e for e, _, _ in rows))
-    (args.out / "english.tsv").write_text("en\tlang\ttext\n" + "".join(f"{e}\ten\t{e}\n" for e in english),
-                                          encoding="utf-8")
     tokenizer = AutoTokenizer.from_pretrained(world_weights_path() / "tower" / "encoder")
-    random_encoder(args.out / "encoder-en", tokenizer, hidden=128, layers=2, seed=1)
     random_encoder(args.out / "encoder-multi", tokenizer, hidden=192, layers=4, seed=2)
-    print(f"{len(rows)} parallel rows, {len(english)} English sentences in {args.out}")
+    print(f"{len(rows)} parallel rows in {args.out}")
 
 
 if __name__ == "__main__":

@@ -81,7 +81,9 @@ def _binomial_by_inverse_cdf(k: np.ndarray, n: np.ndarray, idx: np.ndarray, rng:
     draws = guide[idx, bucket].astype(np.int64)
     step = np.nonzero(draws != guide[idx, bucket + 1])
     at = idx[step]
-    draws[step] = np.searchsorted(table, u[step] + at, side="right") - at * width
+    found = np.searchsorted(table, u[step] + at, side="right") - at * width
+    # u + i rounds (spacing ~1e-14 at i ~ 150): a u within that of 1 could count row i + 1's first entry
+    draws[step] = np.minimum(found, n[at])
     return draws
 
 
