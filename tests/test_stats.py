@@ -541,9 +541,8 @@ def test_bootstrap_binomial_draws_follow_binomial_n_p_per_subject():
     # including p̂ = 0 and 1, and never leave 0..n_i.
     from magbig.stats.aggregates import _binomial_by_inverse_cdf
     k, n = np.array([0, 3, 64, 127, 128, 5, 2]), np.array([128, 128, 128, 128, 128, 10, 3])
-    rng = np.random.default_rng(5)
-    idx = rng.integers(0, len(n), size=(60_000, len(n)))
-    draws = _binomial_by_inverse_cdf(k, n, idx, rng)
+    idx = np.random.default_rng(4).integers(0, len(n), size=(60_000, len(n)))
+    draws = _binomial_by_inverse_cdf(k, n, idx, np.random.default_rng(5))
     for i in range(len(n)):
         x = draws[idx == i]
         assert x.min() >= 0 and x.max() <= n[i]
@@ -559,6 +558,12 @@ def test_bootstrap_binomial_draws_follow_binomial_n_p_per_subject():
         chi2 = ((obs - exp) ** 2 / exp).sum()
         assert sps.chi2.sf(chi2, len(exp) - 1) > 1e-3, (i, chi2)
         assert x.mean() == pytest.approx(k[i], abs=4 * math.sqrt(k[i] * (1 - k[i] / n[i]) / len(x)))
+    # Draw by draw: the same uniforms (the sampler's first use of its generator) through each
+    # subject's exact CDF give the same k* = min{j : F(j) > u}, guide-table shortcut or not.
+    u = np.random.default_rng(5).random(idx.shape)
+    cdfs = [sps.binom.cdf(np.arange(m + 1), m, j / m) for j, m in zip(k, n, strict=True)]
+    expected = np.array([np.searchsorted(cdfs[i], ui, side="right") for i, ui in zip(idx.ravel(), u.ravel())])
+    np.testing.assert_array_equal(draws.ravel(), expected)
 
 
 def test_no_zero_width_interval_is_printed_as_certainty():

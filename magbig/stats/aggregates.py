@@ -59,8 +59,7 @@ def _binomial_by_inverse_cdf(k: np.ndarray, n: np.ndarray, idx: np.ndarray, rng:
     built once and k* = #{j : F_i(j) <= u} = min{j : F_i(j) > u} for one uniform u per draw. The
     guide table (Chen & Asau's indexed search) holds k* at each bucket edge b / 4096; a draw whose
     bucket has the same k* at both edges takes it from there (k* is monotone in u), and the few
-    whose bucket holds a CDF step are searched exactly. Row i of the search table is i + F_i,
-    padded with i + 1 (F_i = 1 past n_i), so all rows concatenate into one sorted array.
+    (~1%) whose bucket holds a CDF step are searched exactly in their own subject's CDF.
     """
     width = int(n.max()) + 1
     cdf = np.ones((len(n), width))
@@ -70,7 +69,6 @@ def _binomial_by_inverse_cdf(k: np.ndarray, n: np.ndarray, idx: np.ndarray, rng:
         cdf[sel, value:] = 1.0  # exactly 1 at and past n: rounding may leave 1 ± 1e-16
     np.clip(cdf, 0.0, 1.0, out=cdf)
     rows = np.arange(len(n))[:, None]
-    table = (cdf + rows).ravel()
     # guide[i, b] = #{j : F_i(j) <= b / B} = #{j : ceil(F_i(j) * B) <= b}: a histogram per row of
     # the first bucket edge each CDF value lies at or below, summed along the buckets.
     first_edge = np.ceil(cdf * _GUIDE_BUCKETS).astype(np.int64) + rows * (_GUIDE_BUCKETS + 1)
@@ -80,10 +78,12 @@ def _binomial_by_inverse_cdf(k: np.ndarray, n: np.ndarray, idx: np.ndarray, rng:
     bucket = (u * _GUIDE_BUCKETS).astype(np.int64)
     draws = guide[idx, bucket].astype(np.int64)
     step = np.nonzero(draws != guide[idx, bucket + 1])
-    at = idx[step]
-    found = np.searchsorted(table, u[step] + at, side="right") - at * width
-    # u + i rounds (spacing ~1e-14 at i ~ 150): a u within that of 1 could count row i + 1's first entry
-    draws[step] = np.minimum(found, n[at])
+    at, u_step = idx[step], u[step]
+    found = np.empty(len(at), dtype=np.int64)
+    for row in np.unique(at):  # per subject, in its own CDF: no offset to round (F = 1 at n, so k* <= n)
+        sel = at == row
+        found[sel] = np.searchsorted(cdf[row], u_step[sel], side="right")
+    draws[step] = found
     return draws
 
 
