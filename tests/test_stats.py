@@ -536,7 +536,7 @@ def test_binomial_pmf_rows_match_scipy_including_p_at_0_and_1():
 
 
 def test_bootstrap_binomial_draws_follow_binomial_n_p_per_subject():
-    # The cluster bootstrap's stage 2 draws k* by inverse CDF from one flattened table: each
+    # The cluster bootstrap's stage 2 draws k* by inverse CDF through a guide table: each
     # subject's draws must be Binomial(n_i, k_i / n_i) (chi-square goodness of fit and moments),
     # including p̂ = 0 and 1, and never leave 0..n_i.
     from magbig.stats.aggregates import _binomial_by_inverse_cdf

@@ -87,7 +87,6 @@ def _binomial_by_inverse_cdf(k: np.ndarray, n: np.ndarray, idx: np.ndarray, rng:
     return draws
 
 
-
 def aggregate(
     per_prompt_df: pl.DataFrame,
     by: Sequence[str] = GROUP_KEYS,
