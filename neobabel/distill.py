@@ -42,6 +42,7 @@ from neobabel.atomicfiles import atomic_write_json, atomic_write_text
 from neobabel.configfile import read_yaml_mapping, validate_spec
 from neobabel.devices import torch_device
 from neobabel.errors import InputError
+from neobabel.jsonl import jsonl_objects
 from neobabel.languages import normalize_lang
 from neobabel.pipeline import BabelPipeline
 from neobabel.progress import progress_bar
@@ -150,18 +151,9 @@ def read_parallel(path: str | Path) -> list[ParallelRow]:
             for i, rec in enumerate(reader, start=2):
                 rows.append(_check_row(rec, f"{path}:{i}"))
     elif path.suffix.lower() in (".jsonl", ".json"):
-        with open(path, encoding="utf-8") as fh:
-            for i, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise InputError(f"{path}:{i}: not JSON ({e.msg}); one object per line") from None
-                if not isinstance(rec, dict):
-                    raise InputError(f"{path}:{i}: not a JSON object; write {{\"en\": ..., \"lang\": ..., "
-                                     "\"text\": ...}} per line")
-                rows.append(_check_row(rec, f"{path}:{i}"))
+        fix = 'write {"en": ..., "lang": ..., "text": ...} per line'
+        for i, rec in jsonl_objects(path.read_text(encoding="utf-8"), lambda i: f"{path}:{i}", fix):
+            rows.append(_check_row(rec, f"{path}:{i}"))
     else:
         raise InputError(f"--data {path}: unknown format {path.suffix or '(no suffix)'}; use .tsv, .jsonl "
                          "or a datasets folder")

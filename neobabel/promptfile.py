@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from neobabel.errors import InputError
+from neobabel.jsonl import jsonl_objects
 from neobabel.languages import normalize_lang
 
 
@@ -73,14 +73,9 @@ def read_prompt_file(path: str | Path) -> list[PromptRow]:
             rows.append(PromptRow((rec.get("id") or "").strip() or f"p{len(rows):05d}", prompt,
                                   _lang(rec.get("lang"), path, i)))
     elif suffix == ".jsonl":
-        for i, line in enumerate(text.split("\n"), 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"{path}, line {i}: not valid JSON ({e.msg}); one JSON object per line") from None
-            if not isinstance(rec, dict) or not isinstance(rec.get("prompt"), str) or not rec["prompt"].strip():
+        example = '{"prompt": "a photo of a cat"}'
+        for i, rec in jsonl_objects(text, lambda i: f"{path}, line {i}", f"one per line, e.g. {example}"):
+            if not isinstance(rec.get("prompt"), str) or not rec["prompt"].strip():
                 raise InputError(f'{path}, line {i}: needs a non-empty "prompt" string, e.g. {{"prompt": "a photo of a cat"}}')
             rid = rec.get("id")
             rid = str(rid).strip() if rid is not None else ""

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from neobabel.errors import InputError
+from neobabel.jsonl import jsonl_objects
 from neobabel.eval.geneval import check_spec
 from neobabel.eval.i18n import geneval_classes, geneval_specs, lexicon
 from neobabel.languages import LANGUAGE_CODES, normalize_lang
@@ -70,16 +71,8 @@ def parse_metadata(text: str, source: str, lang: str | None = None,
     given. Any bad line is an InputError naming the file and line number."""
     known = set(classes if classes is not None else geneval_classes())
     out = []
-    for no, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
+    for no, obj in jsonl_objects(text, lambda no: f"{source}:{no}", "each line is one GenEval metadata object"):
         where = f"{source}:{no}"
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{where}: not a JSON object ({exc.msg}); each line is one GenEval metadata object") from None
-        if not isinstance(obj, dict):
-            raise InputError(f"{where}: not a JSON object; each line is one GenEval metadata object")
         for name in ("tag", "include", "prompt"):
             if name not in obj:
                 raise InputError(f"{where}: missing field {name!r}; a GenEval line has tag, include, prompt "
